@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import Battle, BattleSlot, Contender, Prompt, Vote, VoteFlag, Voter
+
+
+@admin.register(Contender)
+class ContenderAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "license", "family", "source_kind", "active", "sampling_weight"]
+    list_filter = ["active", "source_kind", "organization"]
+    search_fields = ["name", "organization", "family"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["short_text", "category", "language", "created"]
+    list_filter = ["category", "language"]
+    search_fields = ["text", "sha256"]
+    readonly_fields = ["sha256"]
+
+    @admin.display(description="text")
+    def short_text(self, prompt: Prompt) -> str:
+        return prompt.text[:80]
+
+
+@admin.register(Voter)
+class VoterAdmin(admin.ModelAdmin):
+    list_display = ["key", "user", "created", "flagged", "flag_reason"]
+    list_filter = ["flagged"]
+    search_fields = ["key"]
+    readonly_fields = ["ip_hash"]
+
+
+class BattleSlotInline(admin.TabularInline):
+    model = BattleSlot
+    extra = 0
+    raw_id_fields = ["contender"]
+
+
+@admin.register(Battle)
+class BattleAdmin(admin.ModelAdmin):
+    list_display = ["id", "k", "status", "anonymous", "voter", "created", "revealed_at"]
+    list_filter = ["status", "k", "anonymous"]
+    raw_id_fields = ["prompt", "voter"]
+    inlines = [BattleSlotInline]
+    date_hierarchy = "created"
+
+
+class VoteFlagInline(admin.TabularInline):
+    model = VoteFlag
+    extra = 0
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    """Votes are append-only: the admin may flag them but not edit what was voted."""
+
+    list_display = ["battle", "voter", "kind", "outcome", "best_position", "created"]
+    list_filter = ["kind", "outcome"]
+    raw_id_fields = ["battle", "voter"]
+    inlines = [VoteFlagInline]
+    readonly_fields = ["battle", "voter", "created", "kind", "outcome", "best_position", "ranking", "aspects",
+                       "rationale", "idempotency_key", "fingerprint"]
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(VoteFlag)
+class VoteFlagAdmin(admin.ModelAdmin):
+    list_display = ["vote", "code", "reason", "created"]
+    list_filter = ["code"]
+    raw_id_fields = ["vote"]

@@ -1,0 +1,40 @@
+"""Content hashes that make prompts and votes deduplicable across imports and exports."""
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime
+
+
+def prompt_sha256(text: str) -> str:
+    """Hash of the prompt after Unicode NFC and whitespace folding: trivially different copies collide."""
+    normalised = " ".join(unicodedata.normalize("NFC", text).split())
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def epoch_microseconds(moment: datetime) -> int:
+    """Whole microseconds since the epoch: the precision the database keeps, so hashes survive a round trip."""
+    return round(moment.timestamp() * 1_000_000)
+
+
+def vote_fingerprint_base(
+    *, voter_key: str, models: Sequence[str], verdict_key: str, created: datetime, anonymous: bool
+) -> str:
+    """Identity of a vote event, independent of database ids.
+
+    Two votes share it only if the same voter gave the same verdict on the same models in the same
+    order at the same microsecond. Aspects and rationale are left out on purpose: formats that cannot
+    carry them (FastChat) must still re-import onto the same vote.
+    """
+    payload = json.dumps(
+        [voter_key, list(models), verdict_key, epoch_microseconds(created), anonymous],
+        separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def vote_fingerprint(base: str, occurrence: int = 0) -> str:
+    """The stored fingerprint; ``occurrence`` tells apart genuinely repeated rows of one file (0, 1, ...)."""
+    return f"{base}:{occurrence}"

@@ -1,0 +1,221 @@
+"""The arena's data: who competes, what was asked, what was shown to whom, and how they voted.
+
+Invariants live in the database wherever SQL can state them (CheckConstraint, UniqueConstraint, and on
+Postgres the triggers of migration 0002 for rules that span two tables); services check the rest first
+so that a client gets a message naming the field rather than an IntegrityError.
+Votes are append-only: ratings are computed from them, never stored as counters.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+MIN_K = 2
+MAX_K = 6
+
+
+class SourceKind(models.TextChoices):
+    POOL = "pool", "Pre-generated response pool"
+    OPENAI = "openai", "OpenAI-compatible HTTP endpoint"
+    TRANSFORMERS = "transformers", "Local transformers model"
+    NONE = "none", "No source (imported votes only)"
+
+
+class Contender(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    organization = models.CharField(max_length=200, blank=True)
+    license = models.CharField(max_length=100, blank=True)
+    family = models.CharField(max_length=100, blank=True, help_text="Model family, for self-preference audits.")
+    source_kind = models.CharField(max_length=20, choices=SourceKind.choices, default=SourceKind.NONE)
+    source_config = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(default=True, help_text="Inactive contenders keep their votes but get no new battles.")
+    sampling_weight = models.FloatField(default=1.0)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(sampling_weight__gte=0), name="contender_weight_nonnegative"),
+            models.CheckConstraint(condition=~Q(name=""), name="contender_name_nonempty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    text = models.TextField()
+    sha256 = models.CharField(max_length=64, unique=True, help_text="Hash of the normalised text, for dedup.")
+    category = models.CharField(max_length=64, blank=True, db_index=True)
+    language = models.CharField(max_length=32, blank=True, db_index=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="prompt_sha256_hex")]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Voter(models.Model):
+    """Someone who votes: an anonymous browser (signed cookie), a user, or a judge named in an import."""
+
+    key = models.CharField(
+        max_length=200, unique=True, help_text="'anon:<id>' for cookies, 'user:<pk>' for users, the judge for imports."
+    )
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    ip_hash = models.CharField(max_length=64, blank=True, help_text="Salted hash; the address itself is never kept.")
+    created = models.DateTimeField(default=timezone.now)
+    flagged = models.BooleanField(default=False)
+    flag_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(key=""), name="voter_key_nonempty"),
+            models.CheckConstraint(condition=Q(flagged=False) | ~Q(flag_reason=""), name="voter_flag_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class BattleStatus(models.TextChoices):
+    OPEN = "open", "Waiting for a vote"
+    VOTED = "voted", "Voted and revealed"
+    VOID = "void", "Void (a response failed or the battle expired)"
+
+
+class Battle(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.PROTECT, related_name="battles")
+    k = models.PositiveSmallIntegerField(help_text="Number of anonymous responses shown (2..6).")
+    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles", help_text="Who it was served to.")
+    anonymous = models.BooleanField(default=True, help_text="False when the voter saw the names (not rated by default).")
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    revealed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=BattleStatus.choices, default=BattleStatus.OPEN)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(k__gte=MIN_K, k__lte=MAX_K), name="battle_k_in_range"),
+            models.CheckConstraint(
+                condition=(Q(status=BattleStatus.VOTED) & Q(revealed_at__isnull=False))
+                | (~Q(status=BattleStatus.VOTED) & Q(revealed_at__isnull=True)),
+                name="battle_revealed_iff_voted",
+            ),
+            models.CheckConstraint(condition=Q(status__in=BattleStatus.values), name="battle_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"battle {self.id} (k={self.k}, {self.status})"
+
+
+class BattleSlot(models.Model):
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="slots")
+    position = models.PositiveSmallIntegerField(help_text="0-based place on the page (A = 0).")
+    contender = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="slots")
+    sample = models.PositiveSmallIntegerField(
+        default=0, help_text="Which response of this contender: >0 only in named battles that show a model twice."
+    )
+    response = models.TextField(blank=True)
+    conversation = models.JSONField(null=True, blank=True, help_text="Full multi-turn conversation, when known.")
+    token_count = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["battle", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["battle", "position"], name="slot_unique_position"),
+            # A contender appears once per battle; FastChat's named mode (the voter picked the models) may
+            # show one model twice, as distinct samples. Both rules below are also checked against the
+            # battle by a Postgres trigger (migration 0002): position < k, and sample > 0 only if named.
+            models.UniqueConstraint(fields=["battle", "contender", "sample"], name="slot_unique_contender_sample"),
+            models.CheckConstraint(condition=Q(position__lt=MAX_K), name="slot_position_in_range"),
+            models.CheckConstraint(condition=Q(sample__lt=MAX_K), name="slot_sample_in_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.battle_id}#{self.position}"
+
+
+class VoteKind(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise (K = 2)"
+    BEST_OF_K = "best_of_k", "Best of K"
+    RANKING = "ranking", "Ranking (ties allowed)"
+
+
+class Outcome(models.TextChoices):
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both are bad"
+
+
+class Vote(models.Model):
+    battle = models.OneToOneField(Battle, on_delete=models.PROTECT, related_name="vote")
+    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="votes")
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=12, choices=VoteKind.choices)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, null=True, blank=True)
+    best_position = models.PositiveSmallIntegerField(null=True, blank=True)
+    ranking = models.JSONField(
+        null=True, blank=True, help_text="Ordered groups of positions, best first; positions in one group tie."
+    )
+    aspects = models.JSONField(default=dict, blank=True, help_text="Per-aspect verdicts, same shape as the vote.")
+    rationale = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    fingerprint = models.CharField(
+        max_length=80, unique=True, help_text="Hash of the vote's content: re-importing an export adds nothing."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=VoteKind.values), name="vote_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(outcome__isnull=True) | Q(outcome__in=Outcome.values), name="vote_outcome_valid"
+            ),
+            # Exactly the field that belongs to the kind is set.
+            models.CheckConstraint(
+                condition=(
+                    Q(kind=VoteKind.PAIRWISE, outcome__isnull=False, best_position__isnull=True, ranking__isnull=True)
+                    | Q(kind=VoteKind.BEST_OF_K, outcome__isnull=True, best_position__isnull=False, ranking__isnull=True)
+                    | Q(kind=VoteKind.RANKING, outcome__isnull=True, best_position__isnull=True, ranking__isnull=False)
+                ),
+                name="vote_fields_match_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(best_position__isnull=True) | Q(best_position__lt=MAX_K), name="vote_best_in_range"
+            ),
+            models.CheckConstraint(condition=~Q(idempotency_key=""), name="vote_idempotency_key_nonempty"),
+            models.CheckConstraint(condition=~Q(fingerprint=""), name="vote_fingerprint_nonempty"),
+        ]
+        indexes = [models.Index(fields=["voter", "created"], name="vote_voter_created")]
+
+    def __str__(self) -> str:
+        return f"vote on {self.battle_id}"
+
+
+class VoteFlagCode(models.TextChoices):
+    IDENTITY_LEAK = "identity_leak", "A response revealed the model's identity"
+    ANOMALOUS_VOTER = "anomalous_voter", "The voter's pattern looks automated or adversarial"
+    DUPLICATE_PROMPT = "duplicate_prompt", "The prompt was asked many times"
+
+
+class VoteFlag(models.Model):
+    """A reason to distrust a vote; kept beside the vote so that the vote itself stays append-only."""
+
+    vote = models.ForeignKey(Vote, on_delete=models.CASCADE, related_name="flags")
+    code = models.CharField(max_length=32, choices=VoteFlagCode.choices)
+    reason = models.TextField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["vote", "code"], name="voteflag_unique_code"),
+            models.CheckConstraint(condition=Q(code__in=VoteFlagCode.values), name="voteflag_code_valid"),
+            models.CheckConstraint(condition=~Q(reason=""), name="voteflag_reason_nonempty"),
+        ]

@@ -1,0 +1,1 @@
+"""Moving battles in and out: file formats (``formats``), the bulk importer (``importer``), the exporter."""

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import apis, views
+
+api_urlpatterns = [
+    path("contenders", apis.ContenderListApi.as_view(), name="contender-list"),
+    path("battles", apis.BattleCreateApi.as_view(), name="battle-create"),
+    path("battles/<uuid:battle_id>", apis.BattleDetailApi.as_view(), name="battle-detail"),
+    path("battles/<uuid:battle_id>/vote", apis.BattleVoteApi.as_view(), name="battle-vote"),
+]
+
+page_urlpatterns = [
+    path("", views.home, name="home"),
+    path("battles/<uuid:battle_id>", views.battle_page, name="battle-page"),
+]

@@ -1,0 +1,1 @@
+"""Judges, judge runs and judgments (see the judges issue)."""

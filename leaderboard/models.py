@@ -1,0 +1,1 @@
+"""Leaderboard snapshots; the fitting itself lives in leaderboard.ratings (no Django)."""

@@ -1,0 +1,1 @@
+"""Preference datasets and training jobs (see the trainer issue)."""
