@@ -1,0 +1,136 @@
+"""The database refuses bad states even when the services are bypassed."""
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.utils import DatabaseError
+
+from arena.models import Battle, BattleSlot, Contender, Vote, Voter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def voter() -> Voter:
+    return Voter.objects.create(key="anon:x")
+
+
+def refused(create) -> bool:
+    try:
+        with transaction.atomic():
+            create()
+    except (IntegrityError, DatabaseError):
+        return True
+    return False
+
+
+def battle_with_slots(voter, contenders, k=2, anonymous=True) -> Battle:
+    battle = Battle.objects.create(k=k, voter=voter, anonymous=anonymous)
+    for p in range(k):
+        BattleSlot.objects.create(battle=battle, position=p, contender=contenders[p])
+    return battle
+
+
+def vote_fields(**overrides):
+    return {"kind": "pairwise", "outcome": "a", "fingerprint": "f:0", **overrides}
+
+
+@pytest.mark.parametrize("k", [0, 1, 7])
+def test_k_outside_2_to_6_is_refused(voter, k):
+    assert refused(lambda: Battle.objects.create(k=k, voter=voter))
+
+
+def test_revealed_only_when_voted(voter):
+    from django.utils import timezone
+
+    assert refused(lambda: Battle.objects.create(k=2, voter=voter, status="voted"))
+    assert refused(lambda: Battle.objects.create(k=2, voter=voter, revealed_at=timezone.now()))
+    assert refused(lambda: Battle.objects.create(k=2, voter=voter, status="nonsense"))
+
+
+def test_slot_positions_and_contenders_are_unique_per_battle(voter, contenders):
+    battle = battle_with_slots(voter, contenders)
+    assert refused(lambda: BattleSlot.objects.create(battle=battle, position=0, contender=contenders[2]))
+    assert refused(lambda: BattleSlot.objects.create(battle=battle, position=1, contender=contenders[0]))
+    assert refused(lambda: BattleSlot.objects.create(battle=battle, position=6, contender=contenders[3]))
+
+
+def test_one_vote_per_battle(voter, contenders):
+    battle = battle_with_slots(voter, contenders)
+    Vote.objects.create(battle=battle, voter=voter, **vote_fields())
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(fingerprint="g:0")))
+
+
+def test_idempotency_keys_and_fingerprints_are_unique(voter, contenders):
+    first, second = battle_with_slots(voter, contenders), battle_with_slots(voter, contenders)
+    Vote.objects.create(battle=first, voter=voter, idempotency_key="k", **vote_fields())
+    assert refused(lambda: Vote.objects.create(battle=second, voter=voter, idempotency_key="k",
+                                               **vote_fields(fingerprint="other:0")))
+    assert refused(lambda: Vote.objects.create(battle=second, voter=voter, **vote_fields()))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "pairwise", "outcome": None},
+        {"kind": "pairwise", "outcome": "a", "best_position": 0},
+        {"kind": "pairwise", "outcome": "maybe"},
+        {"kind": "best_of_k", "outcome": None},
+        {"kind": "best_of_k", "outcome": "a", "best_position": 1},
+        {"kind": "ranking", "outcome": None},
+        {"kind": "other", "outcome": "a"},
+        {"kind": "pairwise", "outcome": "a", "idempotency_key": ""},
+    ],
+)
+def test_vote_fields_must_match_the_kind(voter, contenders, fields):
+    battle = battle_with_slots(voter, contenders)
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, fingerprint="f:0", **fields))
+
+
+def test_a_flagged_voter_needs_a_reason():
+    assert refused(lambda: Voter.objects.create(key="v", flagged=True))
+    assert not refused(lambda: Voter.objects.create(key="w", flagged=True, flag_reason="200 votes in a minute"))
+
+
+def test_contender_weights_are_not_negative():
+    assert refused(lambda: Contender.objects.create(name="neg", sampling_weight=-1))
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_slot_position_beyond_k(voter, contenders):
+    battle = Battle.objects.create(k=2, voter=voter)
+    assert refused(lambda: BattleSlot.objects.create(battle=battle, position=2, contender=contenders[0]))
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_repeated_model_in_an_anonymous_battle(voter, contenders):
+    anonymous = Battle.objects.create(k=2, voter=voter)
+    BattleSlot.objects.create(battle=anonymous, position=0, contender=contenders[0])
+    assert refused(lambda: BattleSlot.objects.create(battle=anonymous, position=1, contender=contenders[0], sample=1))
+    named = Battle.objects.create(k=2, voter=voter, anonymous=False)
+    BattleSlot.objects.create(battle=named, position=0, contender=contenders[0])
+    assert not refused(lambda: BattleSlot.objects.create(battle=named, position=1, contender=contenders[0], sample=1))
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_pairwise_vote_on_a_k3_battle(voter, contenders):
+    battle = battle_with_slots(voter, contenders, k=3)
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields()))
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, kind="best_of_k", best_position=3,
+                                               fingerprint="f:0"))
+    assert not refused(lambda: Vote.objects.create(battle=battle, voter=voter, kind="best_of_k", best_position=2,
+                                                   fingerprint="f:0"))
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_ranking_vote_on_a_pairwise_battle(voter, contenders):
+    battle = battle_with_slots(voter, contenders, k=2)
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, kind="ranking", ranking=[[0], [1]],
+                                               fingerprint="f:0"))
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_vote_by_someone_else(voter, contenders):
+    battle = battle_with_slots(voter, contenders)
+    intruder = Voter.objects.create(key="anon:intruder")
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=intruder, **vote_fields()))
