@@ -93,8 +93,10 @@ class Battle(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.PROTECT, related_name="battles")
     k = models.PositiveSmallIntegerField(help_text="Number of anonymous responses shown (2..6).")
-    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles", help_text="Who it was served to.")
-    anonymous = models.BooleanField(default=True, help_text="False when the voter saw the names (not rated by default).")
+    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles",
+                              help_text="Who it was served to.")
+    anonymous = models.BooleanField(default=True,
+                                    help_text="False when the voter saw the names (not rated by default).")
     created = models.DateTimeField(default=timezone.now, db_index=True)
     revealed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=BattleStatus.choices, default=BattleStatus.OPEN)
@@ -115,7 +117,8 @@ class Battle(models.Model):
 
 
 class BattleSlot(models.Model):
-    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="slots")
+    # No index of its own: the unique (battle, position) index serves lookups by battle.
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="slots", db_index=False)
     position = models.PositiveSmallIntegerField(help_text="0-based place on the page (A = 0).")
     contender = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="slots")
     sample = models.PositiveSmallIntegerField(
@@ -157,7 +160,8 @@ class Outcome(models.TextChoices):
 
 class Vote(models.Model):
     battle = models.OneToOneField(Battle, on_delete=models.PROTECT, related_name="vote")
-    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="votes")
+    # No index of its own: the (voter, created) index below serves lookups by voter.
+    voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="votes", db_index=False)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=12, choices=VoteKind.choices)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, null=True, blank=True)
@@ -167,13 +171,17 @@ class Vote(models.Model):
     )
     aspects = models.JSONField(default=dict, blank=True, help_text="Per-aspect verdicts, same shape as the vote.")
     rationale = models.TextField(blank=True)
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     fingerprint = models.CharField(
-        max_length=80, unique=True, help_text="Hash of the vote's content: re-importing an export adds nothing."
+        max_length=80, help_text="Hash of the vote's content: re-importing an export adds nothing."
     )
 
     class Meta:
         constraints = [
+            # UniqueConstraint rather than unique=True: on Postgres the latter adds a second (LIKE) index
+            # per column, which no query uses and every bulk import pays for.
+            models.UniqueConstraint(fields=["idempotency_key"], name="vote_unique_idempotency_key"),
+            models.UniqueConstraint(fields=["fingerprint"], name="vote_unique_fingerprint"),
             models.CheckConstraint(condition=Q(kind__in=VoteKind.values), name="vote_kind_valid"),
             models.CheckConstraint(
                 condition=Q(outcome__isnull=True) | Q(outcome__in=Outcome.values), name="vote_outcome_valid"
@@ -181,9 +189,12 @@ class Vote(models.Model):
             # Exactly the field that belongs to the kind is set.
             models.CheckConstraint(
                 condition=(
-                    Q(kind=VoteKind.PAIRWISE, outcome__isnull=False, best_position__isnull=True, ranking__isnull=True)
-                    | Q(kind=VoteKind.BEST_OF_K, outcome__isnull=True, best_position__isnull=False, ranking__isnull=True)
-                    | Q(kind=VoteKind.RANKING, outcome__isnull=True, best_position__isnull=True, ranking__isnull=False)
+                    Q(kind=VoteKind.PAIRWISE, outcome__isnull=False, best_position__isnull=True,
+                      ranking__isnull=True)
+                    | Q(kind=VoteKind.BEST_OF_K, outcome__isnull=True, best_position__isnull=False,
+                        ranking__isnull=True)
+                    | Q(kind=VoteKind.RANKING, outcome__isnull=True, best_position__isnull=True,
+                        ranking__isnull=False)
                 ),
                 name="vote_fields_match_kind",
             ),
@@ -219,3 +230,15 @@ class VoteFlag(models.Model):
             models.CheckConstraint(condition=Q(code__in=VoteFlagCode.values), name="voteflag_code_valid"),
             models.CheckConstraint(condition=~Q(reason=""), name="voteflag_reason_nonempty"),
         ]
+
+
+class PoolResponse(models.Model):
+    """A pre-generated answer of a contender to a prompt: the 'pool' response source."""
+
+    contender = models.ForeignKey(Contender, on_delete=models.CASCADE, related_name="pool_responses")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pool_responses")
+    text = models.TextField()
+    token_count = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt", "contender"], name="pool_unique_prompt_contender")]

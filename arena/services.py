@@ -11,13 +11,14 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound, ValidationFailed
 
 from .choices import VoteChoice
 from .fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
-from .models import MAX_K, MIN_K, Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, Voter
+from .models import MAX_K, MIN_K, Battle, BattleSlot, BattleStatus, Contender, PoolResponse, Prompt, Vote, Voter
 from .selectors import battle_queryset_for_voter
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def ip_hash(ip: str) -> str:
 
 
 def voter_get_or_create(*, key: str, user: AbstractBaseUser | None = None, ip: str = "") -> Voter:
-    voter, created = Voter.objects.get_or_create(key=key, defaults={"user": user, "ip_hash": ip_hash(ip)})
+    voter, _ = Voter.objects.get_or_create(key=key, defaults={"user": user, "ip_hash": ip_hash(ip)})
     return voter
 
 
@@ -150,3 +151,23 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     battle.revealed_at = now
     battle.save(update_fields=["status", "revealed_at"])
     return vote, True
+
+
+def battle_create_from_pool(*, voter: Voter, k: int = 2) -> Battle:
+    """Open a battle on a random pooled prompt that at least ``k`` active contenders have answered.
+
+    A stand-in for matchmaking until the voting site has its own: uniform over prompts and contenders.
+    """
+    rng = secrets.SystemRandom()
+    answered = (PoolResponse.objects.filter(contender__active=True).values("prompt_id")
+                .annotate(n=Count("id")).filter(n__gte=k).values_list("prompt_id", flat=True))
+    prompt_ids = list(answered)
+    if not prompt_ids:
+        raise ValidationFailed(f"no pooled prompt has {k} answers from active contenders", field="k")
+    prompt = Prompt.objects.get(id=rng.choice(prompt_ids))
+    chosen = rng.sample(list(PoolResponse.objects.filter(prompt=prompt, contender__active=True)
+                             .select_related("contender")), k)
+    return battle_create(
+        voter=voter, prompt_text=prompt.text, category=prompt.category, language=prompt.language,
+        slots=[SlotInput(contender=r.contender.name, response=r.text, token_count=r.token_count) for r in chosen],
+    )

@@ -13,5 +13,6 @@ api_urlpatterns = [
 
 page_urlpatterns = [
     path("", views.home, name="home"),
+    path("battles/new", views.battle_new, name="battle-new"),
     path("battles/<uuid:battle_id>", views.battle_page, name="battle-page"),
 ]

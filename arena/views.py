@@ -4,18 +4,35 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
-from config.errors import NotFound
+from config.errors import NotFound, ValidationFailed
 
 from .apis import POSITION_LABELS
 from .identity import voter_from_request
-from .models import BattleStatus
+from .models import MAX_K, MIN_K, BattleStatus
 from .selectors import arena_totals, battle_get_for_voter, contender_battle_counts
+from .services import battle_create_from_pool
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "arena/home.html", {"totals": arena_totals(), "contenders": contender_battle_counts()})
+
+
+def battle_new(request: HttpRequest) -> HttpResponse:
+    """POST: open a battle on a pooled prompt for this browser and go to it."""
+    if request.method != "POST":
+        return redirect("arena:home")
+    try:
+        k = min(max(int(request.POST.get("k", 2)), MIN_K), MAX_K)
+    except ValueError:
+        k = 2
+    try:
+        battle = battle_create_from_pool(voter=voter_from_request(request), k=k)
+    except ValidationFailed as exc:
+        return render(request, "arena/home.html", {"totals": arena_totals(), "contenders": contender_battle_counts(),
+                                                   "error": exc.message}, status=400)
+    return redirect("arena:battle-page", battle_id=battle.id)
 
 
 def battle_page(request: HttpRequest, battle_id: UUID) -> HttpResponse:

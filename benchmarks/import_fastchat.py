@@ -65,9 +65,10 @@ def main() -> None:
 
     env = {**os.environ, "DATABASE_URL": f"{args.pg}/arena_bench", "SECRET_KEY": "bench", "DEBUG": "0"}
     admin_env = {**env, "DATABASE_URL": f"{args.pg}/postgres"}
-    subprocess.run([sys.executable, "-c", "import psycopg,sys; c=psycopg.connect(sys.argv[1], autocommit=True);"
-                    "c.execute('DROP DATABASE IF EXISTS arena_bench'); c.execute('CREATE DATABASE arena_bench')",
-                    admin_env["DATABASE_URL"]], check=True)
+    recreate = ("import psycopg, sys; c = psycopg.connect(sys.argv[1], autocommit=True); "
+                "c.execute('DROP DATABASE IF EXISTS arena_bench WITH (FORCE)'); "
+                "c.execute('CREATE DATABASE arena_bench')")
+    subprocess.run([sys.executable, "-c", recreate, admin_env["DATABASE_URL"]], check=True)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     cmd = [sys.executable, "manage.py", "import_battles", str(data), "--format", "fastchat"]
     first = run(cmd, env)

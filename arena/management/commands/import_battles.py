@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=FORMATS, default=None,
                             help="fastchat (clean_battle JSON list), jsonl (this arena's export) or csv; "
                                  "default: from the file's extension")
-        parser.add_argument("--batch-size", type=int, default=20_000)
+        parser.add_argument("--batch-size", type=int, default=100_000)
 
     def handle(self, *args: Any, file: Path, format: str | None, batch_size: int, **options: Any) -> None:
         fmt = format or {".json": "fastchat", ".jsonl": "jsonl", ".csv": "csv"}.get(file.suffix.lower())

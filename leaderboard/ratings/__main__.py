@@ -1,0 +1,85 @@
+"""Command line: rate the models of a battle file without a database.
+
+::
+
+    python -m leaderboard.ratings FILE [--format fastchat|csv] [--method elo|bt|pl|bayes]
+        [--ties half|davidson|rao-kupper] [--bootstrap R] [--ci bootstrap|sandwich] [--style-control]
+        [--seed S] [--exclude-ties] [--anchor MODEL] [--include-named] [--l2 L]
+
+Prints a JSON list of ``{model, rating, ci_low, ci_high, rank, rank_ub, votes}`` (bayes adds
+``mu, sigma, p_best``) sorted by rating, descending; unbounded interval ends are ``null``.
+Exit status: 0 on success, 2 for a bad file or bad arguments (message on stderr naming the row),
+1 when the ratings cannot be estimated (e.g. the MLE does not exist).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .data import PairCounts
+from .errors import ConvergenceError
+from .io import BattleFile, BattleFileError, read_battles
+
+EXIT_OK, EXIT_FIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    p = argparse.ArgumentParser(prog="python -m leaderboard.ratings",
+                                description="Compute an arena leaderboard from a battle file.")
+    p.add_argument("file", help="FastChat clean_battle JSON or CSV (model_a,model_b,winner[,judge,tstamp])")
+    p.add_argument("--format", choices=("fastchat", "csv"), help="default: from the extension (.json / .csv)")
+    p.add_argument("--method", choices=("elo", "bt", "pl", "bayes"), default="bt")
+    p.add_argument("--ties", choices=("half", "davidson", "rao-kupper"), default="half")
+    p.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
+    p.add_argument("--ci", choices=("bootstrap", "sandwich"), default="bootstrap")
+    p.add_argument("--style-control", action="store_true", help="needs conversations (FastChat JSON)")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--exclude-ties", action="store_true", help="drop ties and both-bad ties")
+    p.add_argument("--anchor", metavar="MODEL", help="model pinned at rating 1000")
+    p.add_argument("--include-named", action="store_true", help="FastChat: count non-anonymous battles too")
+    p.add_argument("--l2", type=float, default=0.0, help="ridge on the strengths (bt/pl), default 0")
+    return p
+
+
+def _pairs_with_style(loaded: BattleFile) -> PairCounts:
+    from .style import STYLE_FEATURES, style_features
+
+    x = style_features(loaded.style_a, loaded.style_b)
+    return loaded.battles.to_pair_counts(features=x, feature_names=STYLE_FEATURES)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from .leaderboard import leaderboard_fit
+
+    try:
+        loaded = read_battles(args.file, args.format, include_named=args.include_named, style=args.style_control)
+    except (BattleFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if loaded.skipped_self:
+        print(f"note: skipped {loaded.skipped_self} self-battle(s) (model_a == model_b)", file=sys.stderr)
+    pairs = _pairs_with_style(loaded) if args.style_control else None
+    try:
+        fit = leaderboard_fit(
+            pairs, method=args.method, ties=args.ties, exclude_ties=args.exclude_ties, ci=args.ci,
+            bootstrap=args.bootstrap, style_control=args.style_control, anchor=args.anchor, l2=args.l2,
+            seed=args.seed, battles=loaded.battles,
+        )
+    except ConvergenceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FIT_FAILED
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    json.dump(fit.to_records(), sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

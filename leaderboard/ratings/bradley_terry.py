@@ -1,0 +1,337 @@
+"""Bradley-Terry with ties (half / Davidson / Rao-Kupper) and optional style covariates.
+
+Model. With strengths ``theta`` and linear predictor ``d = theta_a - theta_b + x . beta`` (``x`` the
+style covariates of the battle, absent without style control), one battle has
+
+=============  ============================  ============================  ========================
+ties           P(A wins)                     P(B wins)                     P(tie)
+=============  ============================  ============================  ========================
+``half``       sigmoid(d)                    sigmoid(-d)                   tie = 1/2 win + 1/2 loss
+``davidson``   e^(d/2) / D                   e^(-d/2) / D                  nu / D,
+                                                                           D = e^(d/2)+e^(-d/2)+nu
+``rao-kupper`` sigmoid(d - eta)              sigmoid(-d - eta)             (e^(2 eta) - 1) P(A) P(B)
+=============  ============================  ============================  ========================
+
+``half`` is Chatbot Arena's convention: a tie contributes ``(log P(A) + log P(B)) / 2``; it is not a
+probability model for ties, and on data with ties it compresses the strengths towards 0 compared
+with Davidson (see benchmarks/RESULTS.md). Davidson's ``nu = exp(eta) > 0`` and Rao-Kupper's
+``theta_RK = exp(eta) >= 1`` are fitted jointly with ``theta``; ``eta`` is the parameter we optimise.
+Under both, decisive outcomes alone follow plain BT, so ``exclude_ties=True`` recovers the same
+``theta`` up to noise.
+
+Identification: the likelihood only depends on differences inside each connected component of the
+comparison graph, so each component is centred to mean 0 (see :mod:`.estimation`).
+
+All derivatives are analytic; the per-battle ("unit") derivatives with respect to ``d`` and ``eta``
+are assembled into gradient / Hessian / score-outer-product blocks by scatter-adds.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ._numeric import log_sigmoid_pair, scatter_rows, sigmoid_pair
+from .data import A_WINS, B_WINS, TIE, PairCounts
+
+__all__ = ["TieMode", "PairwiseObjective", "expected_score", "pair_probabilities"]
+
+TieMode = Literal["half", "davidson", "rao-kupper"]
+TIE_MODES: tuple[str, ...] = ("half", "davidson", "rao-kupper")
+_N_COLS = 3  # weight columns: A wins, B wins, tie
+
+
+# ------------------------------------------------------------------------------ unit derivatives
+def _units_half(d: np.ndarray) -> dict[str, list[np.ndarray]]:
+    lp, ln = log_sigmoid_pair(d)
+    sp, sn = sigmoid_pair(d)
+    udd = -sp * sn
+    return {"u": [lp, ln, 0.5 * (lp + ln)], "ud": [sn, -sp, 0.5 * (sn - sp)], "udd": [udd, udd, udd]}
+
+
+def _units_davidson(d: np.ndarray, eta: np.ndarray) -> dict[str, list[np.ndarray]]:
+    half_d = 0.5 * d
+    log_d = np.logaddexp(np.logaddexp(half_d, -half_d), eta)
+    pa, pb, pt = np.exp(half_d - log_d), np.exp(-half_d - log_d), np.exp(eta - log_d)
+    diff = pa - pb
+    udd = -(0.25 * (pa + pb) - 0.25 * diff * diff)
+    ude = 0.5 * diff * pt
+    uee = -pt * (1.0 - pt)
+    return {
+        "u": [half_d - log_d, -half_d - log_d, eta - log_d],
+        "ud": [0.5 - 0.5 * diff, -0.5 - 0.5 * diff, -0.5 * diff],
+        "ue": [-pt, -pt, 1.0 - pt],
+        "udd": [udd, udd, udd],
+        "ude": [ude, ude, ude],
+        "uee": [uee, uee, uee],
+    }
+
+
+def _units_rao_kupper(d: np.ndarray, eta: np.ndarray) -> dict[str, list[np.ndarray]]:
+    la, _ = log_sigmoid_pair(d - eta)
+    lb, _ = log_sigmoid_pair(-d - eta)
+    pa, qa = sigmoid_pair(d - eta)
+    pb, qb = sigmoid_pair(-d - eta)
+    # P(tie) = (e^{2 eta} - 1) P(A) P(B); log(e^{2 eta} - 1) written with expm1 for small eta.
+    with np.errstate(divide="ignore", invalid="ignore"):  # eta <= 0 is outside the domain: -> nan
+        one_minus = -np.expm1(-2.0 * eta)
+        c0 = 2.0 * eta + np.log(one_minus)
+        c1 = 2.0 / one_minus
+        c2 = -4.0 * np.exp(-2.0 * eta) / (one_minus * one_minus)
+    ha, hb = pa * qa, pb * qb
+    return {
+        "u": [la, lb, c0 + la + lb],
+        "ud": [qa, -qb, qa - qb],
+        "ue": [-qa, -qb, c1 - qa - qb],
+        "udd": [-ha, -hb, -ha - hb],
+        "ude": [ha, -hb, ha - hb],
+        "uee": [-ha, -hb, c2 - ha - hb],
+    }
+
+
+def pair_probabilities(d: np.ndarray, ties: TieMode = "half", eta: float | None = None) -> np.ndarray:
+    """Outcome probabilities ``(P(A wins), P(B wins), P(tie))`` stacked on the last axis.
+
+    For ``ties="half"`` the model has no tie probability; the result is ``(sigmoid(d), sigmoid(-d), 0)``.
+    """
+    d = np.asarray(d, dtype=np.float64)
+    if ties == "half":
+        sp, sn = sigmoid_pair(d)
+        return np.stack([sp, sn, np.zeros_like(d)], axis=-1)
+    units = (_units_davidson if ties == "davidson" else _units_rao_kupper)(d, np.full_like(d, float(eta)))
+    return np.exp(np.stack(units["u"], axis=-1))
+
+
+def expected_score(d: np.ndarray, ties: TieMode = "half", eta: float | None = None) -> np.ndarray:
+    """Expected score of A against B (win = 1, tie = 1/2): the model's "win probability"."""
+    p = pair_probabilities(d, ties, eta)
+    return p[..., 0] + 0.5 * p[..., 2]
+
+
+# -------------------------------------------------------------------------------------- objective
+class PairwiseObjective:
+    """Batched negative log-likelihood of Bradley-Terry with ties on :class:`PairCounts`.
+
+    Parameters are laid out as ``[theta (M), beta (F), eta (0 or 1)]``.
+
+    Parameters
+    ----------
+    pairs : PairCounts
+        Data; ``pairs.features`` is used iff ``style`` is True.
+    ties : {"half", "davidson", "rao-kupper"}
+        Tie model.
+    exclude_ties : bool
+        Drop outcomes 2 and 3.
+    both_bad_as_tie : bool
+        Count outcome 3 as a tie (True) or drop it (False).
+    style : bool
+        Fit style coefficients ``beta`` on ``pairs.features``.
+
+    Notes
+    -----
+    Without style covariates, rows are canonicalised to ``a < b`` (swapping the outcome), which is
+    exact because the model has no position effect, and merged to one row per pair: a 130-model
+    arena then has at most 8,385 rows whatever the number of battles.
+    """
+
+    def __init__(
+        self,
+        pairs: PairCounts,
+        ties: TieMode = "half",
+        *,
+        exclude_ties: bool = False,
+        both_bad_as_tie: bool = True,
+        style: bool = False,
+    ) -> None:
+        if ties not in TIE_MODES:
+            raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")
+        if style and pairs.features is None:
+            raise ValueError("style control needs PairCounts.features")
+        data = pairs.select_outcomes(exclude_ties=exclude_ties, both_bad_as_tie=both_bad_as_tie)
+        self.ties: TieMode = ties
+        self.models = pairs.models
+        self.n_models = len(pairs.models)
+        self._build_rows(data, style)
+        if ties != "half" and self._w[:, 2].sum() == 0:
+            raise ValueError(f"ties={ties!r} needs ties in the data to fit the tie parameter; use ties='half'")
+        self.feature_names: tuple[str, ...] = data.feature_names if style else ()
+        self.n_features = len(self.feature_names)
+        self.n_eta = 0 if ties == "half" else 1
+        self.n_params = self.n_models + self.n_features + self.n_eta
+        self.extra_names = tuple(f"beta[{n}]" for n in self.feature_names) + (("eta",) if self.n_eta else ())
+        flat = self._w.ravel()
+        self._cells = np.flatnonzero(flat > 0)
+        self._cell_counts = flat[self._cells]
+
+    def _build_rows(self, data: PairCounts, style: bool) -> None:
+        a, b, out, w = data.a, data.b, data.outcome.astype(np.int64), data.weight
+        if style:
+            self.pa, self.pb = a, b
+            self.x = np.asarray(data.features)
+            self._w = np.zeros((a.size, _N_COLS))
+            self._w[np.arange(a.size), out] = w
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            pair_code, self._pair_id = np.unique(lo * self.n_models + hi, return_inverse=True)
+            self._ua, self._ub = pair_code // self.n_models, pair_code % self.n_models
+            return
+        swap = a > b
+        lo, hi = np.where(swap, b, a), np.where(swap, a, b)
+        # Swapping positions turns "A wins" into "B wins"; ties stay ties.
+        out = np.where(swap & (out < TIE), 1 - out, out)
+        pair_code, inverse = np.unique(lo * self.n_models + hi, return_inverse=True)
+        self._w = np.bincount(inverse * _N_COLS + out, weights=w, minlength=pair_code.size * _N_COLS)
+        self._w = self._w.reshape(pair_code.size, _N_COLS)
+        self.pa, self.pb = pair_code // self.n_models, pair_code % self.n_models
+        self.x = np.zeros((pair_code.size, 0))
+        self._pair_id = None
+        self._ua, self._ub = self.pa, self.pb
+
+    # -- data views
+    def base_weights(self) -> tuple[np.ndarray, ...]:
+        """Weights of the observed data, as a batch of one round."""
+        return (self._w[None],)
+
+    def cell_counts(self) -> list[np.ndarray]:
+        """Counts of the non-empty (row, outcome) cells: the units the bootstrap resamples."""
+        return [self._cell_counts]
+
+    def weights_from_cells(self, counts: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Inverse of :meth:`cell_counts` for a batch ``counts[0]`` of shape (R, n_cells)."""
+        c = counts[0]
+        w = np.zeros((c.shape[0], self._w.size))
+        w[:, self._cells] = c
+        return (w.reshape(c.shape[0], *self._w.shape),)
+
+    def observed(self, weights: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Battles per model in each round, shape (R, M)."""
+        tot = weights[0].sum(axis=2)
+        return scatter_rows(tot, self.pa, self.n_models) + scatter_rows(tot, self.pb, self.n_models)
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Directed "beat or tied" edges ``winner -> loser`` for the existence check."""
+        w = self._w
+        win = [self.pa[w[:, A_WINS] > 0], self.pb[w[:, B_WINS] > 0]]
+        lose = [self.pb[w[:, A_WINS] > 0], self.pa[w[:, B_WINS] > 0]]
+        tied = w[:, 2] > 0
+        win += [self.pa[tied], self.pb[tied]]
+        lose += [self.pb[tied], self.pa[tied]]
+        return np.concatenate(win), np.concatenate(lose)
+
+    def x0(self) -> np.ndarray:
+        """Starting point: equal strengths, no style effect, tie parameter matched to the tie rate."""
+        x = np.zeros(self.n_params)
+        if self.n_eta:
+            p_tie = float(np.clip(self._w[:, 2].sum() / self._w.sum(), 1e-3, 0.999))
+            # At d = 0: Davidson P(tie) = nu / (2 + nu); Rao-Kupper P(A) = sigmoid(-eta) = (1 - p_tie) / 2.
+            nu = 2 * p_tie / (1 - p_tie) if self.ties == "davidson" else (1 + p_tie) / (1 - p_tie)
+            x[-1] = np.log(nu)
+        return x
+
+    def feasible(self, x: np.ndarray) -> np.ndarray:
+        """Rao-Kupper needs ``eta > 0``; everything else is unconstrained."""
+        if self.ties == "rao-kupper":
+            return x[:, -1] > 0
+        return np.ones(x.shape[0], dtype=bool)
+
+    # -- likelihood
+    def _predictor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        m, f = self.n_models, self.n_features
+        d = x[:, self.pa] - x[:, self.pb]
+        if f:
+            d = d + x[:, m: m + f] @ self.x.T
+        eta = x[:, -1:] if self.n_eta else None
+        return d, eta
+
+    def _units(self, x: np.ndarray) -> dict[str, list[np.ndarray]]:
+        d, eta = self._predictor(x)
+        if self.ties == "half":
+            return _units_half(d)
+        return (_units_davidson if self.ties == "davidson" else _units_rao_kupper)(d, eta)
+
+    def derivatives(self, x: np.ndarray, weights: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Negative log-likelihood, gradient and Hessian for each round."""
+        w = weights[0]
+        if self.ties == "half":
+            return self._derivatives_half(x, w)
+        units = self._units(x)
+        cols = [w[..., k] for k in range(_N_COLS)]
+
+        def wsum(key: str) -> np.ndarray:
+            return sum(c * u for c, u in zip(cols, units[key], strict=True))
+
+        value = -wsum("u").sum(axis=1)
+        grad, hess = self._assemble(wsum("ud"), -wsum("udd"), wsum("ue"), -wsum("ude"), -wsum("uee"))
+        return value, grad, hess
+
+    def _derivatives_half(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Fast path: a tie is half a win plus half a loss, so two weight columns suffice.
+        d, _ = self._predictor(x)
+        wa = w[..., 0] + 0.5 * w[..., 2]
+        wb = w[..., 1] + 0.5 * w[..., 2]
+        lp, ln = log_sigmoid_pair(d)
+        sp, sn = sigmoid_pair(d)
+        value = -(wa * lp + wb * ln).sum(axis=1)
+        grad, hess = self._assemble(wa * sn - wb * sp, (wa + wb) * sp * sn, None, None, None)
+        return value, grad, hess
+
+    def information(self, x: np.ndarray) -> np.ndarray:
+        """Sum over battles of score outer products ``J`` at ``x`` (P,), for the sandwich."""
+        units = self._units(x[None])
+        cols = [self._w[None, :, k] for k in range(_N_COLS)]
+        ud = units["ud"]
+        jdd = sum(c * s * s for c, s in zip(cols, ud, strict=True))
+        if not self.n_eta:
+            return self._assemble(np.zeros_like(jdd), jdd, None, None, None)[1][0]
+        ue = units["ue"]
+        jde = sum(c * s * t for c, s, t in zip(cols, ud, ue, strict=True))
+        jee = sum(c * t * t for c, t in zip(cols, ue, strict=True))
+        return self._assemble(np.zeros_like(jdd), jdd, np.zeros_like(jdd), jde, jee)[1][0]
+
+    def _assemble(
+        self,
+        cd: np.ndarray,
+        hdd: np.ndarray,
+        ce: np.ndarray | None,
+        hde: np.ndarray | None,
+        hee: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient (R, P) and Hessian (R, P, P) of ``-loglik`` from per-row derivatives.
+
+        ``cd`` = dl/dd, ``hdd`` = -d2l/dd2, ``ce`` = dl/deta, ``hde`` = -d2l/(dd deta),
+        ``hee`` = -d2l/deta2, each of shape (R, n) (summed over the outcomes of the row).
+        """
+        r, m, f, p = cd.shape[0], self.n_models, self.n_features, self.n_params
+        grad = np.zeros((r, p))
+        hess = np.zeros((r, p, p))
+        grad[:, :m] = scatter_rows(cd, self.pb, m) - scatter_rows(cd, self.pa, m)
+        self._theta_block(hess, hdd)
+        if f:
+            grad[:, m: m + f] = -cd @ self.x
+            hdx = hdd[:, :, None] * self.x[None]  # (R, n, F)
+            for k in range(f):
+                col = scatter_rows(hdx[:, :, k], self.pa, m) - scatter_rows(hdx[:, :, k], self.pb, m)
+                hess[:, :m, m + k] = col
+                hess[:, m + k, :m] = col
+            hess[:, m: m + f, m: m + f] = np.einsum("rnf,ng->rfg", hdx, self.x)
+        if self.n_eta:
+            grad[:, -1] = -ce.sum(axis=1)
+            col = scatter_rows(hde, self.pa, m) - scatter_rows(hde, self.pb, m)
+            hess[:, :m, -1] = col
+            hess[:, -1, :m] = col
+            if f:
+                cross = hde @ self.x
+                hess[:, m: m + f, -1] = cross
+                hess[:, -1, m: m + f] = cross
+            hess[:, -1, -1] = hee.sum(axis=1)
+        return grad, hess
+
+    def _theta_block(self, hess: np.ndarray, hdd: np.ndarray) -> None:
+        r, m, p = hdd.shape[0], self.n_models, self.n_params
+        per_pair = hdd if self._pair_id is None else scatter_rows(hdd, self._pair_id, self._ua.size)
+        flat = hess.reshape(r, p * p)
+        # Canonical pairs are unique, so plain fancy assignment (no accumulation) fills the block.
+        flat[:, self._ua * p + self._ub] = -per_pair
+        flat[:, self._ub * p + self._ua] = -per_pair
+        diag = scatter_rows(per_pair, self._ua, m) + scatter_rows(per_pair, self._ub, m)
+        idx = np.arange(m)
+        hess[:, idx, idx] = diag

@@ -1,0 +1,182 @@
+"""Point estimation shared by Bradley-Terry, Plackett-Luce and the Laplace posterior.
+
+:func:`fit_objective` runs the batched Newton solver on one round (the observed data) with a
+quadratic penalty that does two jobs:
+
+* identification: the likelihood is invariant to adding a constant to every ``theta`` of a
+  connected component of the comparison graph, so ``sum_c (1_c' theta)^2 / 2`` is added per
+  component. It makes the Hessian non-singular without changing the likelihood's optimum (the
+  minimiser simply has mean 0 in each component) and, because both the Hessian and the score
+  outer products annihilate ``1_c``, it leaves the sandwich covariance of the centred ``theta``
+  exactly unchanged;
+* an optional L2 prior ``l2 * |theta|^2 / 2`` (a Normal(0, 1/l2) prior on each strength).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ._numeric import comparison_components, unreachable
+from .errors import ConvergenceError
+from .newton import Weights, newton_batched
+
+__all__ = ["Estimate", "RatingObjective", "centre_theta", "fit_objective"]
+
+
+class RatingObjective(Protocol):
+    """What :func:`fit_objective` and the interval code need from a likelihood."""
+
+    models: tuple[str, ...]
+    n_models: int
+    n_params: int
+    extra_names: tuple[str, ...]
+
+    def derivatives(self, x: np.ndarray, weights: Weights) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def feasible(self, x: np.ndarray) -> np.ndarray: ...
+    def base_weights(self) -> Weights: ...
+    def cell_counts(self) -> list[np.ndarray]: ...
+    def weights_from_cells(self, counts: list[np.ndarray]) -> Weights: ...
+    def observed(self, weights: Weights) -> np.ndarray: ...
+    def edges(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def information(self, x: np.ndarray) -> np.ndarray: ...
+    def x0(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """A fitted rating model.
+
+    Attributes
+    ----------
+    objective : RatingObjective
+        The likelihood that was maximised (keeps the data for intervals).
+    x : ndarray, shape (P,)
+        Parameters ``[theta (M), extras]``; ``theta`` has mean 0 in each component.
+    hessian : ndarray, shape (P, P)
+        Hessian of the penalised negative log-likelihood at ``x``.
+    penalty : ndarray, shape (P, P)
+        The quadratic penalty used (identification and/or prior).
+    components : ndarray of int64, shape (M,)
+        Connected component of each model in the comparison graph.
+    votes : ndarray, shape (M,)
+        Battles / votes per model in the fitted data.
+    n_iter : int
+        Newton iterations.
+    """
+
+    objective: RatingObjective
+    x: np.ndarray
+    hessian: np.ndarray
+    penalty: np.ndarray
+    components: np.ndarray
+    votes: np.ndarray
+    n_iter: int
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Strengths on the natural (logit) scale, shape (M,)."""
+        return self.x[: self.objective.n_models]
+
+    @property
+    def extras(self) -> dict[str, float]:
+        """Non-strength parameters by name (``beta[<feature>]``, ``eta``)."""
+        m = self.objective.n_models
+        return {name: float(v) for name, v in zip(self.objective.extra_names, self.x[m:], strict=True)}
+
+
+def centre_theta(theta: np.ndarray, components: np.ndarray, anchor: int | None = None) -> np.ndarray:
+    """Remove the unidentified level: mean 0 per component, or ``theta[anchor] = 0``.
+
+    Works on a batch ``(R, M)`` as well as one vector; NaN (model unobserved in a bootstrap
+    round) and +-inf (diverged) entries are left out of the means so they do not poison the others.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (..., M)
+    components : ndarray of int, shape (M,)
+    anchor : int, optional
+        Index of a model whose strength becomes exactly 0 (shifts all components alike).
+
+    Returns
+    -------
+    ndarray, same shape as ``theta``
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    out = theta.copy()
+    if anchor is not None:
+        return out - out[..., anchor: anchor + 1]
+    finite = np.isfinite(theta)
+    for comp in range(int(components.max()) + 1 if components.size else 0):
+        members = components == comp
+        vals = np.where(finite[..., members], theta[..., members], 0.0)
+        count = finite[..., members].sum(axis=-1, keepdims=True)
+        mean = vals.sum(axis=-1, keepdims=True) / np.maximum(count, 1)
+        out[..., members] = theta[..., members] - mean
+    return out
+
+
+def identification_penalty(components: np.ndarray, n_params: int) -> np.ndarray:
+    """``sum_c 1_c 1_c'`` embedded in the ``theta`` block of a (P, P) matrix."""
+    m = components.size
+    q = np.zeros((n_params, n_params))
+    q[:m, :m] = (components[:, None] == components[None, :]).astype(np.float64)
+    return q
+
+
+def _existence_message(models: tuple[str, ...], unbeaten: list[int], winless: list[int]) -> str:
+    parts = []
+    if unbeaten:
+        parts.append(f"never lost (even indirectly) to the rest of their component: {[models[i] for i in unbeaten]}")
+    if winless:
+        parts.append(f"never won or tied (even indirectly) against the rest: {[models[i] for i in winless]}")
+    return ("the maximum-likelihood ratings do not exist (they would be infinite); models that "
+            + "; models that ".join(parts) + ". Use l2 > 0, method='bayes', or more data.")
+
+
+def fit_objective(
+    objective: RatingObjective, *, l2: float = 0.0, identify: bool = True, max_iter: int = 100
+) -> Estimate:
+    """Maximise the (penalised) likelihood of ``objective``.
+
+    Parameters
+    ----------
+    objective : RatingObjective
+        Likelihood with its data.
+    l2 : float
+        Ridge strength on ``theta`` (a Normal(0, 1/l2) prior); 0 for the plain MLE.
+    identify : bool
+        Add the per-component identification penalty (off for the Bayesian posterior, whose
+        prior already identifies the level and whose covariance must not see the extra term).
+    max_iter : int
+        Newton iteration limit.
+
+    Returns
+    -------
+    Estimate
+
+    Raises
+    ------
+    ConvergenceError
+        If ``l2 == 0`` and the MLE does not exist (checked up front with Zermelo's condition), or
+        if Newton fails to converge.
+    """
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0, got {l2}")
+    m = objective.n_models
+    winner, loser = objective.edges()
+    components = comparison_components(m, winner, loser)
+    if l2 == 0:
+        unbeaten, winless = unreachable(m, winner, loser, components)
+        if unbeaten or winless:
+            raise ConvergenceError(_existence_message(objective.models, unbeaten, winless))
+    penalty = identification_penalty(components, objective.n_params) if identify else np.zeros(
+        (objective.n_params, objective.n_params))
+    penalty[np.arange(m), np.arange(m)] += l2
+    weights = objective.base_weights()
+    result = newton_batched(objective, weights, objective.x0(), penalty, max_iter=max_iter)
+    x = result.x[0].copy()
+    x[:m] = centre_theta(x[:m], components)
+    return Estimate(objective, x, result.hessian[0], penalty, components, objective.observed(weights)[0],
+                    result.n_iter)

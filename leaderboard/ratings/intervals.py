@@ -1,0 +1,232 @@
+"""Confidence intervals: batched multinomial bootstrap and sandwich (robust) covariance; ranks.
+
+Bootstrap. The aggregated data are counts of i.i.d. battles over cells (pair x outcome, or one
+ranking). Resampling N battles with replacement is exactly drawing new cell counts from
+Multinomial(N, counts / N), so each round is a reweighting of the same small table, and all R
+rounds are solved together by :func:`~leaderboard.ratings.newton.newton_batched`, warm-started at
+the full-data fit. Pairwise and K-wise data are resampled as separate strata (their totals are
+fixed by design).
+
+Sandwich. ``cov = H^-1 J H^-1`` with ``H`` the (penalised) Hessian and ``J`` the sum over battles of
+score outer products; it stays valid when the model is misspecified (e.g. ties as 1/2).
+"""
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .estimation import Estimate, centre_theta
+from .newton import newton_batched
+
+__all__ = [
+    "BootstrapResult",
+    "bootstrap_estimate",
+    "multinomial_reweight",
+    "normal_quantile",
+    "percentile_interval",
+    "rank_from_ratings",
+    "rank_upper_bound",
+    "sandwich_covariance",
+]
+
+# Strength gaps beyond this (odds e^25 ~ 7e10) cannot come from a finite MLE on any realistic
+# number of battles: they are the flat end of a separated resample, i.e. +-infinity.
+DIVERGED_THETA = 25.0
+# Elements per bootstrap chunk (rounds x cells); bounds memory for per-battle (style) data.
+_CHUNK_ELEMENTS = 4_000_000
+# Below this many Poisson draws a second thread costs more than it saves.
+_THREAD_MIN_DRAWS = 200_000
+
+
+def normal_quantile(p: float) -> float:
+    """Standard normal quantile (stdlib, so the CLI need not import scipy)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+def _poisson(lam: np.ndarray, rounds: int, rng: np.random.Generator, workers: int) -> np.ndarray:
+    if workers < 2 or rounds * lam.size < _THREAD_MIN_DRAWS or rounds < 2:
+        return rng.poisson(lam, size=(rounds, lam.size))
+    # numpy releases the GIL while sampling; independent child streams keep the result a
+    # deterministic function of the parent generator whatever the thread timing.
+    children = rng.spawn(workers)
+    splits = np.array_split(np.arange(rounds), workers)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(lambda g, s: g.poisson(lam, size=(s.size, lam.size)), children, splits))
+    return np.concatenate(parts, axis=0)
+
+
+def multinomial_reweight(
+    counts: np.ndarray, rounds: int, rng: np.random.Generator, *, workers: int = 2
+) -> np.ndarray:
+    """Draw ``rounds`` count vectors from Multinomial(N, counts / N), N = round(sum(counts)).
+
+    Exact, and about twice as fast as ``Generator.multinomial`` on wide tables: draw independent
+    Poisson(N p) counts (a Poisson vector conditioned on its total S is Multinomial(S, p)), then
+    repair the total: add Multinomial(N - S, p) extra draws if S < N, or delete S - N of the S drawn
+    battles uniformly at random if S > N (a uniform sub-sample of a multinomial sample is
+    multinomial with the same p). The repair touches only O(sqrt(N)) battles per round.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (n,)
+        Observed cell counts (non-integer weights are treated as probabilities, N rounded).
+    rounds : int
+        Number of resamples R.
+    rng : numpy.random.Generator
+        Random source.
+    workers : int
+        Threads for the Poisson draws.
+
+    Returns
+    -------
+    ndarray of float64, shape (R, n)
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    n_total = int(round(total))
+    p = counts / total
+    draws = _poisson(n_total * p, rounds, rng, workers)
+    cdf = np.cumsum(p)
+    cdf[-1] = 1.0
+    for r in range(rounds):
+        s = int(draws[r].sum())
+        if s < n_total:
+            extra = np.searchsorted(cdf, rng.random(n_total - s), side="right")
+            draws[r] += np.bincount(np.minimum(extra, p.size - 1), minlength=p.size)
+        elif s > n_total:
+            drop = rng.choice(s, size=s - n_total, replace=False)
+            cell = np.searchsorted(np.cumsum(draws[r]), drop, side="right")
+            draws[r] -= np.bincount(cell, minlength=p.size)
+    return draws.astype(np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapResult:
+    """Bootstrap replicates of an :class:`Estimate`.
+
+    Attributes
+    ----------
+    samples : ndarray, shape (R, P)
+        Refitted parameters; the ``theta`` block is centred per component like the point fit,
+        NaN where a model had no battle in the round, +-inf where it diverged (separated resample).
+    n_divergent : int
+        Rounds in which some model diverged.
+    n_iter : int
+        Newton iterations of the slowest chunk.
+    """
+
+    samples: np.ndarray
+    n_divergent: int
+    n_iter: int
+
+
+def _mark_diverged(theta: np.ndarray, components: np.ndarray) -> np.ndarray:
+    out = theta.copy()
+    for comp in range(int(components.max()) + 1):
+        members = components == comp
+        block = theta[:, members]
+        with warnings.catch_warnings():  # a round may leave a whole component unobserved
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gap = block - np.nanmedian(block, axis=1, keepdims=True)
+        block = np.where(gap > DIVERGED_THETA, np.inf, np.where(gap < -DIVERGED_THETA, -np.inf, block))
+        out[:, members] = block
+    return out
+
+
+def bootstrap_estimate(
+    estimate: Estimate, rounds: int, rng: np.random.Generator, *, workers: int = 2
+) -> BootstrapResult:
+    """Multinomial bootstrap of ``estimate``, all rounds fitted together.
+
+    Parameters
+    ----------
+    estimate : Estimate
+        Full-data fit; supplies the data, penalty and warm start.
+    rounds : int
+        Number of bootstrap rounds R (>= 1).
+    rng : numpy.random.Generator
+        Random source.
+    workers : int
+        Threads for the resampling draws.
+
+    Returns
+    -------
+    BootstrapResult
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    obj = estimate.objective
+    m = obj.n_models
+    strata = obj.cell_counts()
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, sum(c.size for c in strata)))
+    samples = np.empty((rounds, obj.n_params))
+    seen = np.empty((rounds, m))
+    n_iter = 0
+    for start in range(0, rounds, chunk):
+        stop = min(rounds, start + chunk)
+        counts = [multinomial_reweight(c, stop - start, rng, workers=workers) for c in strata]
+        weights = obj.weights_from_cells(counts)
+        result = newton_batched(obj, weights, estimate.x, estimate.penalty)
+        samples[start:stop] = result.x
+        seen[start:stop] = obj.observed(weights)
+        n_iter = max(n_iter, result.n_iter)
+    theta = np.where(seen > 0, samples[:, :m], np.nan)
+    theta = _mark_diverged(theta, estimate.components)
+    n_divergent = int(np.isinf(theta).any(axis=1).sum())
+    samples[:, :m] = centre_theta(theta, estimate.components)
+    return BootstrapResult(samples, n_divergent, n_iter)
+
+
+def sandwich_covariance(estimate: Estimate) -> np.ndarray:
+    """Robust covariance ``H^-1 J H^-1`` of all parameters at the estimate, shape (P, P).
+
+    ``theta`` entries describe the centred (per-component mean 0) strengths.
+    """
+    h_inv = np.linalg.inv(estimate.hessian)
+    j = estimate.objective.information(estimate.x)
+    cov = h_inv @ j @ h_inv
+    return 0.5 * (cov + cov.T)
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed percentile interval per column, ignoring NaN (unobserved) replicates.
+
+    Parameters
+    ----------
+    samples : ndarray, shape (R, K)
+    level : float
+        Coverage, default 0.95 (2.5 % and 97.5 % quantiles).
+
+    Returns
+    -------
+    low, high : ndarray, shape (K,)
+    """
+    alpha = (1.0 - level) / 2.0
+    if samples.shape[1] == 0:
+        return np.empty(0), np.empty(0)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = np.nanquantile(samples, [alpha, 1.0 - alpha], axis=0)
+    return q[0], q[1]
+
+
+def rank_from_ratings(ratings: np.ndarray) -> np.ndarray:
+    """``1 +`` the number of models with a strictly higher rating (ties share a rank)."""
+    r = np.asarray(ratings, dtype=np.float64)
+    return 1 + (r.size - np.searchsorted(np.sort(r), r, side="right"))
+
+
+def rank_upper_bound(ci_low: np.ndarray, ci_high: np.ndarray) -> np.ndarray:
+    """Rank (UB): ``1 +`` the number of models whose lower bound exceeds this model's upper bound.
+
+    It is the best rank a model can claim given the intervals: only models that are
+    significantly better push it down.
+    """
+    low = np.sort(np.asarray(ci_low, dtype=np.float64))
+    high = np.asarray(ci_high, dtype=np.float64)
+    return 1 + (low.size - np.searchsorted(low, high, side="right"))

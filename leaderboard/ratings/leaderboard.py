@@ -1,0 +1,398 @@
+"""The one entry point: :func:`leaderboard_fit` (used by the Django side and by the CLI)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .bayes import laplace_posterior, probability_best
+from .bradley_terry import TIE_MODES, PairwiseObjective, TieMode
+from .data import EloBattles, PairCounts, RankingCounts, align_models
+from .elo import elo_battles, elo_permutations
+from .estimation import Estimate, RatingObjective, fit_objective
+from .intervals import (
+    bootstrap_estimate,
+    normal_quantile,
+    percentile_interval,
+    rank_from_ratings,
+    rank_upper_bound,
+    sandwich_covariance,
+)
+from .plackett_luce import MixedObjective, RankingObjective
+from .scale import RATING_CENTER, rating_jacobian, rating_to_theta, theta_to_rating
+
+__all__ = ["METHODS", "LeaderboardFit", "LeaderboardRow", "StyleCoefficient", "leaderboard_fit"]
+
+Method = Literal["elo", "bt", "pl", "bayes"]
+CiMethod = Literal["bootstrap", "sandwich"]
+METHODS: tuple[str, ...] = ("elo", "bt", "pl", "bayes")
+CI_METHODS: tuple[str, ...] = ("bootstrap", "sandwich")
+
+
+def _json_float(x: float | None) -> float | None:
+    # JSON has no infinities: an unbounded interval end (see intervals.DIVERGED_THETA) becomes null.
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One model's line on the leaderboard.
+
+    Attributes
+    ----------
+    model : str
+    rating : float
+        Rating (400 / ln 10 per logit, mean model or anchor = 1000). For ``method="bayes"`` this is
+        the conservative score ``mu - 3 sigma`` (it therefore lies below ``ci_low`` by design).
+    ci_low, ci_high : float
+        Interval bounds on the rating scale (bootstrap percentiles, sandwich normal interval, or
+        for bayes the posterior credible interval of ``mu``); may be +-inf when the data cannot
+        bound them.
+    rank : int
+        1 + number of models with a strictly higher rating.
+    rank_ub : int
+        1 + number of models whose ``ci_low`` exceeds this model's ``ci_high``.
+    votes : float
+        Total weight of the battles (or K-wise votes) the model took part in.
+    mu, sigma, p_best : float or None
+        Bayes only: posterior mean and sd on the rating scale, and P(model is best).
+    """
+
+    model: str
+    rating: float
+    ci_low: float
+    ci_high: float
+    rank: int
+    rank_ub: int
+    votes: float
+    mu: float | None = None
+    sigma: float | None = None
+    p_best: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict (non-finite floats become None; bayes-only keys only when set)."""
+        out: dict[str, object] = {
+            "model": self.model, "rating": _json_float(self.rating), "ci_low": _json_float(self.ci_low),
+            "ci_high": _json_float(self.ci_high), "rank": int(self.rank), "rank_ub": int(self.rank_ub),
+            "votes": float(self.votes),
+        }
+        if self.mu is not None:
+            out.update(mu=_json_float(self.mu), sigma=_json_float(self.sigma), p_best=_json_float(self.p_best))
+        return out
+
+
+@dataclass(frozen=True)
+class StyleCoefficient:
+    """A fitted style coefficient (logit units per standard deviation of the covariate)."""
+
+    name: str
+    coef: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True, eq=False)
+class LeaderboardFit:
+    """Result of :func:`leaderboard_fit`.
+
+    Attributes
+    ----------
+    rows : list of LeaderboardRow
+        Rated models (at least one battle), sorted by rating, descending.
+    params : dict
+        Settings and fitted scalars: method, ties, ci, bootstrap, level, seed, anchor, l2,
+        tie_parameter (nu for Davidson, theta for Rao-Kupper) and its interval, components
+        (connected components of the comparison graph: ratings are only comparable inside one),
+        unrated_models, n_battles, n_votes, newton_iterations, bootstrap_divergent_rounds, ...
+    models : tuple of str
+        All models, in data order (the order of ``theta`` and of the matrices).
+    theta : ndarray, shape (M,)
+        Strengths on the natural scale, centred or anchored like the ratings.
+    style_coefficients : list of StyleCoefficient
+        Empty unless style control was on.
+    """
+
+    rows: list[LeaderboardRow]
+    params: dict[str, object]
+    models: tuple[str, ...]
+    theta: np.ndarray
+    style_coefficients: list[StyleCoefficient] = field(default_factory=list)
+
+    def to_records(self) -> list[dict[str, object]]:
+        """Rows as JSON-ready dicts (the CLI output)."""
+        return [row.to_dict() for row in self.rows]
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _check_args(method: str, ties: str, ci: str, bootstrap: int, level: float) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if ties not in TIE_MODES:
+        raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
+    if ci == "bootstrap" and bootstrap < 1:
+        raise ValueError(f"bootstrap must be >= 1 with ci='bootstrap', got {bootstrap}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+def _anchor_index(models: tuple[str, ...], votes: np.ndarray, anchor: str | None) -> int | None:
+    if anchor is None:
+        return None
+    if anchor not in models:
+        raise ValueError(f"anchor model {anchor!r} is not in the data")
+    index = models.index(anchor)
+    if votes[index] <= 0:
+        raise ValueError(f"anchor model {anchor!r} has no battles")
+    return index
+
+
+def _build_objective(
+    pairs: PairCounts | None, rankings: RankingCounts | None, *, method: str, ties: TieMode,
+    exclude_ties: bool, both_bad_as_tie: bool, style_control: bool,
+) -> RatingObjective:
+    if rankings is None:
+        if pairs is None:
+            raise ValueError(f"method={method!r} needs pairs (or battles) or rankings")
+        if method == "pl" and ties != "half":
+            raise ValueError("method='pl' counts pairwise ties as 1/2: use ties='half'")
+        return PairwiseObjective(pairs, ties, exclude_ties=exclude_ties, both_bad_as_tie=both_bad_as_tie,
+                                 style=style_control)
+    if method == "bt":
+        raise ValueError("K-wise rankings need method='pl' (or 'bayes')")
+    if ties != "half" or style_control:
+        raise ValueError("with K-wise rankings, pairwise ties count as 1/2 (ties='half') and style control is off")
+    if pairs is None:
+        return RankingObjective(rankings)
+    pairs, rankings = align_models(pairs, rankings)
+    pair_obj = PairwiseObjective(pairs, "half", exclude_ties=exclude_ties, both_bad_as_tie=both_bad_as_tie)
+    return MixedObjective(pair_obj, RankingObjective(rankings))
+
+
+def _assemble_rows(
+    models: tuple[str, ...], votes: np.ndarray, rating: np.ndarray, low: np.ndarray, high: np.ndarray,
+    bayes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> list[LeaderboardRow]:
+    rated = np.flatnonzero(votes > 0)
+    rank = rank_from_ratings(rating[rated])
+    rank_ub = rank_upper_bound(low[rated], high[rated])
+    # Sort by rating, descending; ties by model name so the output is deterministic.
+    order = sorted(range(rated.size), key=lambda j: (-rating[rated[j]], models[rated[j]]))
+    rows = []
+    for j in order:
+        i = rated[j]
+        extra = {} if bayes is None else {"mu": float(bayes[0][i]), "sigma": float(bayes[1][i]),
+                                          "p_best": float(bayes[2][i])}
+        rows.append(LeaderboardRow(models[i], float(rating[i]), float(low[i]), float(high[i]), int(rank[j]),
+                                   int(rank_ub[j]), float(votes[i]), **extra))
+    return rows
+
+
+def _tie_params(estimate: Estimate, ties: str, eta_low: float | None, eta_high: float | None) -> dict[str, object]:
+    if ties == "half":
+        return {"tie_parameter": None, "log_tie_parameter": None}
+    eta = estimate.extras["eta"]
+    return {"tie_parameter": math.exp(eta), "log_tie_parameter": eta,
+            "tie_parameter_ci": [_json_float(math.exp(eta_low)) if eta_low is not None else None,
+                                 _json_float(math.exp(eta_high)) if eta_high is not None else None]}
+
+
+# ------------------------------------------------------------------------------------- methods
+def _fit_elo(
+    battles: EloBattles, *, exclude_ties: bool, both_bad_as_tie: bool, bootstrap: int, level: float,
+    anchor: str | None, k: float, rng: np.random.Generator, params: dict[str, object],
+) -> LeaderboardFit:
+    opts = {"k": k, "exclude_ties": exclude_ties, "both_bad_as_tie": both_bad_as_tie}
+    votes = _elo_votes(battles, exclude_ties, both_bad_as_tie)
+    anchor_i = _anchor_index(battles.models, votes, anchor)
+    rating = elo_battles(battles, **opts)
+    replays = elo_permutations(battles, bootstrap, rng, **opts)
+    if anchor_i is not None:
+        # Same transformation for the point estimate and every replay: anchor at exactly 1000.
+        rating = rating - rating[anchor_i] + RATING_CENTER
+        replays = replays - replays[:, anchor_i: anchor_i + 1] + RATING_CENTER
+    low, high = percentile_interval(replays, level)
+    params.update(elo_k=k, n_battles=float(votes.sum() / 2))
+    rows = _assemble_rows(battles.models, votes, rating, low, high)
+    theta = (rating - RATING_CENTER) * math.log(10.0) / 400.0
+    return LeaderboardFit(rows, params, battles.models, theta)
+
+
+def _elo_votes(battles: EloBattles, exclude_ties: bool, both_bad_as_tie: bool) -> np.ndarray:
+    kept = battles.to_pair_counts().select_outcomes(exclude_ties=exclude_ties, both_bad_as_tie=both_bad_as_tie)
+    return kept.model_votes()
+
+
+def _interval_frequentist(
+    estimate: Estimate, *, ci: str, bootstrap: int, level: float, anchor_i: int | None, rng: np.random.Generator,
+    workers: int, params: dict[str, object],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rating intervals plus extras' intervals (natural scale) for BT / PL."""
+    m = estimate.objective.n_models
+    if ci == "bootstrap":
+        boot = bootstrap_estimate(estimate, bootstrap, rng, workers=workers)
+        params.update(bootstrap_divergent_rounds=boot.n_divergent, bootstrap_newton_iterations=boot.n_iter)
+        low, high = percentile_interval(theta_to_rating(boot.samples[:, :m], estimate.components, anchor_i), level)
+        extra_low, extra_high = percentile_interval(boot.samples[:, m:], level)
+        return low, high, extra_low, extra_high
+    cov = sandwich_covariance(estimate)
+    jac = rating_jacobian(estimate.components, anchor_i)
+    sd = np.sqrt(np.clip(np.diag(jac @ cov[:m, :m] @ jac.T), 0.0, None))
+    rating = theta_to_rating(estimate.theta, estimate.components, anchor_i)
+    z = normal_quantile(0.5 + level / 2)
+    extra_sd = np.sqrt(np.clip(np.diag(cov)[m:], 0.0, None))
+    return rating - z * sd, rating + z * sd, estimate.x[m:] - z * extra_sd, estimate.x[m:] + z * extra_sd
+
+
+def _style_list(estimate: Estimate, names: tuple[str, ...], low: np.ndarray, high: np.ndarray) -> list[StyleCoefficient]:
+    m = estimate.objective.n_models
+    return [StyleCoefficient(name, float(estimate.x[m + k]), float(low[k]), float(high[k]))
+            for k, name in enumerate(names)]
+
+
+def leaderboard_fit(
+    pairs: PairCounts | None = None,
+    rankings: RankingCounts | None = None,
+    *,
+    method: Method = "bt",
+    ties: TieMode = "half",
+    exclude_ties: bool = False,
+    both_bad_as_tie: bool = True,
+    ci: CiMethod = "bootstrap",
+    bootstrap: int = 100,
+    level: float = 0.95,
+    style_control: bool = False,
+    anchor: str | None = None,
+    l2: float = 0.0,
+    prior_sd: float = 2.0,
+    elo_k: float = 4.0,
+    seed: int = 0,
+    battles: EloBattles | None = None,
+    workers: int = 2,
+) -> LeaderboardFit:
+    """Fit a leaderboard.
+
+    Parameters
+    ----------
+    pairs : PairCounts, optional
+        Aggregated pairwise battles (BT, PL, bayes). Derived from ``battles`` when omitted.
+    rankings : RankingCounts, optional
+        K-wise votes (``method="pl"`` or ``"bayes"``); may be combined with ``pairs``.
+    method : {"bt", "pl", "bayes", "elo"}
+        Bradley-Terry MLE, Plackett-Luce MLE, Laplace-approximate Bayesian BT/PL, or online Elo.
+    ties : {"half", "davidson", "rao-kupper"}
+        Pairwise tie model (``pl`` and K-wise data need ``"half"``).
+    exclude_ties : bool
+        Drop ties and both-bad ties (outcomes 2 and 3).
+    both_bad_as_tie : bool
+        Count "both bad" as a tie (default) or drop it.
+    ci : {"bootstrap", "sandwich"}
+        Interval method for BT / PL (bayes uses its posterior; Elo replays permutations).
+    bootstrap : int
+        Bootstrap rounds (or Elo permutations).
+    level : float
+        Interval coverage (0.95: the 2.5 % and 97.5 % quantiles).
+    style_control : bool
+        Fit style coefficients on ``pairs.features`` (BT / bayes).
+    anchor : str, optional
+        Model pinned at exactly 1000 (in every bootstrap round too); default: mean model = 1000.
+    l2 : float
+        Optional ridge on the strengths for BT / PL (0 = plain MLE).
+    prior_sd : float
+        Bayes: prior sd of each strength on the natural scale.
+    elo_k : float
+        Elo K-factor.
+    seed : int
+        Seed of the ``numpy.random.Generator`` used for resampling / Monte Carlo.
+    battles : EloBattles, optional
+        Per-battle data in time order (required by Elo).
+    workers : int
+        Threads for bootstrap resampling.
+
+    Returns
+    -------
+    LeaderboardFit
+
+    Raises
+    ------
+    ValueError
+        For inconsistent arguments or data.
+    ConvergenceError
+        When the MLE does not exist (e.g. an undefeated model with ``l2=0``) or Newton fails.
+    """
+    _check_args(method, ties, ci, bootstrap, level)
+    rng = np.random.default_rng(seed)
+    params: dict[str, object] = {
+        "method": method, "ties": ties, "exclude_ties": exclude_ties, "both_bad_as_tie": both_bad_as_tie,
+        "ci": "posterior" if method == "bayes" else ("permutation" if method == "elo" else ci),
+        "bootstrap": bootstrap if method == "elo" or (method != "bayes" and ci == "bootstrap") else 0,
+        "level": level, "seed": seed, "anchor": anchor, "style_control": style_control,
+    }
+    if method == "elo":
+        if battles is None:
+            raise ValueError("method='elo' needs battles (EloBattles in time order)")
+        if style_control or rankings is not None:
+            raise ValueError("method='elo' supports neither style control nor K-wise rankings")
+        return _fit_elo(battles, exclude_ties=exclude_ties, both_bad_as_tie=both_bad_as_tie, bootstrap=bootstrap,
+                        level=level, anchor=anchor, k=elo_k, rng=rng, params=params)
+    if pairs is None and battles is not None:
+        pairs = battles.to_pair_counts()
+    objective = _build_objective(pairs, rankings, method=method, ties=ties, exclude_ties=exclude_ties,
+                                 both_bad_as_tie=both_bad_as_tie, style_control=style_control)
+    if method == "bayes":
+        return _fit_bayes(objective, ties=ties, level=level, anchor=anchor, prior_sd=prior_sd, rng=rng,
+                          params=params)
+    estimate = fit_objective(objective, l2=l2)
+    anchor_i = _anchor_index(objective.models, estimate.votes, anchor)
+    low, high, extra_low, extra_high = _interval_frequentist(
+        estimate, ci=ci, bootstrap=bootstrap, level=level, anchor_i=anchor_i, rng=rng, workers=workers,
+        params=params)
+    rating = theta_to_rating(estimate.theta, estimate.components, anchor_i)
+    names = getattr(objective, "feature_names", ())
+    has_eta = ties != "half" and "eta" in objective.extra_names
+    params.update(_common_params(estimate, l2))
+    params.update(_tie_params(estimate, ties if has_eta else "half",
+                              float(extra_low[-1]) if has_eta else None, float(extra_high[-1]) if has_eta else None))
+    rows = _assemble_rows(objective.models, estimate.votes, rating, low, high)
+    return LeaderboardFit(rows, params, objective.models, rating_to_theta(rating),
+                          _style_list(estimate, names, extra_low, extra_high) if names else [])
+
+
+def _common_params(estimate: Estimate, l2: float) -> dict[str, object]:
+    votes = estimate.votes
+    unrated = [name for name, v in zip(estimate.objective.models, votes, strict=True) if v <= 0]
+    rated_components = np.unique(estimate.components[votes > 0]).size
+    return {"l2": l2, "components": int(rated_components), "unrated_models": unrated,
+            "n_models": int((votes > 0).sum()), "newton_iterations": estimate.n_iter}
+
+
+def _fit_bayes(
+    objective: RatingObjective, *, ties: str, level: float, anchor: str | None, prior_sd: float,
+    rng: np.random.Generator, params: dict[str, object],
+) -> LeaderboardFit:
+    post = laplace_posterior(objective, prior_sd)
+    est = post.estimate
+    m = objective.n_models
+    anchor_i = _anchor_index(objective.models, est.votes, anchor)
+    mu = theta_to_rating(est.theta, est.components, anchor_i)
+    jac = rating_jacobian(est.components, anchor_i)
+    sigma = np.sqrt(np.clip(np.diag(jac @ post.covariance[:m, :m] @ jac.T), 0.0, None))
+    z = normal_quantile(0.5 + level / 2)
+    rated = est.votes > 0
+    p_best = np.zeros(m)
+    p_best[rated] = probability_best(est.theta[rated], post.covariance[:m, :m][np.ix_(rated, rated)], rng)
+    rating = mu - 3.0 * sigma
+    extra_sd = np.sqrt(np.clip(np.diag(post.covariance)[m:], 0.0, None))
+    extra_low, extra_high = est.x[m:] - z * extra_sd, est.x[m:] + z * extra_sd
+    names = getattr(objective, "feature_names", ())
+    has_eta = "eta" in objective.extra_names
+    params.update(_common_params(est, 0.0))
+    params.update(prior_sd=prior_sd, conservative="mu - 3 sigma")
+    params.update(_tie_params(est, ties if has_eta else "half",
+                              float(extra_low[-1]) if has_eta else None, float(extra_high[-1]) if has_eta else None))
+    rows = _assemble_rows(objective.models, est.votes, rating, mu - z * sigma, mu + z * sigma, (mu, sigma, p_best))
+    return LeaderboardFit(rows, params, objective.models, rating_to_theta(mu),
+                          _style_list(est, names, extra_low, extra_high) if names else [])

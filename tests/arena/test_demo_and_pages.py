@@ -1,0 +1,75 @@
+"""The demo a stranger starts, and the pages they click through."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from arena.models import Battle, Contender, PoolResponse, Vote
+
+pytestmark = pytest.mark.django_db
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_loads_pool_and_real_votes_and_is_idempotent():
+    assert "2061 battles added" in seed()
+    assert PoolResponse.objects.count() == 96
+    assert Vote.objects.count() == 2061
+    assert "0 battles added, 2061 already present" in seed()
+    assert Vote.objects.count() == 2061 and PoolResponse.objects.count() == 96
+
+
+def test_home_page_shows_the_seeded_arena(client):
+    seed()
+    html = client.get("/").content.decode()
+    assert "2061 votes" in html
+    assert "imagenhub_SDXLTurbo_generation" in html and "verbose-70b" in html
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_visitor_gets_an_anonymous_pooled_battle_votes_and_sees_names(client, k):
+    seed()
+    response = client.post("/battles/new", {"k": str(k)})
+    assert response.status_code == 302
+    battle = Battle.objects.exclude(slots__contender__name__startswith="imagenhub").get()
+    assert battle.k == k and response["Location"] == f"/battles/{battle.id}"
+    page = client.get(response["Location"]).content.decode()
+    names = list(Contender.objects.filter(slots__battle=battle).values_list("name", flat=True))
+    assert battle.prompt.text in page.replace("&#x27;", "'")
+    assert not any(name in page for name in names)
+    body = {"outcome": "a"} if k == 2 else {"best": 1}
+    voted = client.post(f"/api/v1/battles/{battle.id}/vote", body, content_type="application/json")
+    assert voted.status_code == 201
+    revealed = client.get(f"/battles/{battle.id}").content.decode()
+    assert all(name in revealed for name in names)
+
+
+def test_a_new_battle_without_a_pool_says_why(client):
+    response = client.post("/battles/new", {"k": "2"})
+    assert response.status_code == 400
+    assert "no pooled prompt has 2 answers" in response.content.decode()
+    assert not Battle.objects.exists()
+
+
+def test_without_secret_key_and_debug_off_the_service_refuses_to_start(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DEBUG": "0", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True,
+                            text=True, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert result.returncode != 0
+    assert re.search(r"environment variable SECRET_KEY is required", result.stderr)
+
+
+def test_a_bad_boolean_in_the_environment_is_refused():
+    env = {"PATH": "/usr/bin:/bin", "DEBUG": "maybe", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True,
+                            text=True, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert result.returncode != 0 and "DEBUG='maybe' is not a boolean" in result.stderr
