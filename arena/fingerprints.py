@@ -32,7 +32,8 @@ def vote_fingerprint_base(
         [voter_key, list(models), verdict_key, epoch_microseconds(created), anonymous],
         separators=(",", ":"), ensure_ascii=False,
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    # 128 bits: collisions stay negligible at billions of votes, and a short key keeps the unique index small.
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
 def vote_fingerprint(base: str, occurrence: int = 0) -> str:

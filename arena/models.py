@@ -7,12 +7,12 @@ Votes are append-only: ratings are computed from them, never stored as counters.
 """
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from .ids import uuid7
 
 MIN_K = 2
 MAX_K = 6
@@ -90,7 +90,7 @@ class BattleStatus(models.TextChoices):
 
 
 class Battle(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.PROTECT, related_name="battles")
     k = models.PositiveSmallIntegerField(help_text="Number of anonymous responses shown (2..6).")
     voter = models.ForeignKey(Voter, on_delete=models.PROTECT, related_name="battles",
@@ -173,7 +173,7 @@ class Vote(models.Model):
     rationale = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     fingerprint = models.CharField(
-        max_length=80, help_text="Hash of the vote's content: re-importing an export adds nothing."
+        max_length=48, help_text="Hash of the vote's content: re-importing an export adds nothing."
     )
 
     class Meta:

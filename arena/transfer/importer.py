@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError, connection, transaction
 
+from ..ids import uuid7
 from ..fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
 from ..models import Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, Voter
 from .formats import BattleRecord
@@ -197,7 +198,7 @@ def battles_import(*, records: Sequence[BattleRecord], batch_size: int = 100_000
                                prompt_ids=list(prompts.values()))
     for start in range(0, len(new), batch_size):
         items = new[start:start + batch_size]
-        write(_Batch(items, [uuid.uuid4() for _ in items], contenders, voters, prompts))
+        write(_Batch(items, [uuid7() for _ in items], contenders, voters, prompts))
         if progress is not None:
             progress(len(items))
     return ImportReport(rows=len(records), added=len(new), already_present=len(records) - len(new),

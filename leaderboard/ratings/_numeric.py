@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["comparison_components", "log_sigmoid_pair", "scatter_rows", "sigmoid_pair", "unreachable"]
+__all__ = ["comparison_components", "log_sigmoid_pair", "reach", "scatter_rows", "sigmoid_pair", "strength_status"]
 
 
 def sigmoid_pair(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,49 +61,61 @@ def comparison_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
-def _reach(n: int, start: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    seen = np.zeros(n, dtype=bool)
-    seen[start] = True
+def reach(src: np.ndarray, dst: np.ndarray, present: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Batched graph reachability: nodes reachable from ``start`` along present edges.
+
+    Parameters
+    ----------
+    src, dst : ndarray of int, shape (E,)
+        Directed edges ``src -> dst``.
+    present : ndarray of bool, shape (R, E)
+        Which edges exist in each of R graphs (e.g. bootstrap rounds).
+    start : ndarray of bool, shape (R, n)
+        Source nodes per graph.
+
+    Returns
+    -------
+    ndarray of bool, shape (R, n)
+    """
+    seen = start.copy()
     while True:
+        rows, edges = np.nonzero(present & seen[:, src])
         new = seen.copy()
-        new[dst[seen[src]]] = True
+        new[rows, dst[edges]] = True
         if np.array_equal(new, seen):
             return seen
         seen = new
 
 
-def unreachable(n: int, winner: np.ndarray, loser: np.ndarray, labels: np.ndarray) -> tuple[list[int], list[int]]:
-    """Check Zermelo's condition for a finite Bradley-Terry / Plackett-Luce MLE.
+def strength_status(
+    src: np.ndarray, dst: np.ndarray, present: np.ndarray, components: np.ndarray, roots: np.ndarray
+) -> np.ndarray:
+    """Which strengths are finite relative to each component's root (Zermelo's condition).
 
-    The MLE exists iff, inside every connected component, the directed "beat or tied" graph is
-    strongly connected: otherwise some set of models never lost to (or never beat) the rest of its
-    component and its ratings run off to +inf (-inf).
+    With directed "beat or tied" edges ``src -> dst``, the MLE is finite exactly on the strongly
+    connected component of the root. A model the root beats (even indirectly) but that never beats
+    back has strength -inf relative to it; one that beats the root's group but never loses to it
+    has +inf; a model connected by neither is not comparable.
 
     Parameters
     ----------
-    n : int
-        Number of models.
-    winner, loser : ndarray of int
-        Directed edges ``winner -> loser`` (ties give both directions).
-    labels : ndarray of int, shape (n,)
-        Component labels from :func:`comparison_components`.
+    src, dst : ndarray of int, shape (E,)
+        Edges ``winner -> loser`` (ties give both directions).
+    present : ndarray of bool, shape (R, E)
+        Edge presence per round.
+    components : ndarray of int, shape (n,)
+        Weakly connected components of the full data.
+    roots : ndarray of int
+        One model per component (the most-voted one, which is almost surely in the main group).
 
     Returns
     -------
-    unbeaten, winless : list of int
-        Models that cannot be reached from their component's first model by "beat" edges (they
-        never lost to it, even indirectly: rating +inf) and models that cannot reach it (-inf).
-        Both are empty iff the MLE exists.
+    ndarray of float64, shape (R, n)
+        0 (finite), +inf, -inf or NaN (not comparable).
     """
-    unbeaten: list[int] = []
-    winless: list[int] = []
-    for comp in range(int(labels.max()) + 1 if n else 0):
-        members = np.flatnonzero(labels == comp)
-        if members.size < 2:
-            continue
-        root = int(members[0])
-        forward = _reach(n, root, winner, loser)
-        backward = _reach(n, root, loser, winner)
-        unbeaten += [int(i) for i in members if not forward[i]]
-        winless += [int(i) for i in members if not backward[i]]
-    return unbeaten, winless
+    r, n = present.shape[0], components.size
+    start = np.zeros((r, n), dtype=bool)
+    start[:, roots] = True
+    forward = reach(src, dst, present, start)
+    backward = reach(dst, src, present, start)
+    return np.where(forward & backward, 0.0, np.where(forward, -np.inf, np.where(backward, np.inf, np.nan)))

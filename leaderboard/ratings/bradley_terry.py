@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from ._numeric import log_sigmoid_pair, scatter_rows, sigmoid_pair
-from .data import A_WINS, B_WINS, TIE, PairCounts
+from .data import TIE, PairCounts
 
 __all__ = ["TieMode", "PairwiseObjective", "expected_score", "pair_probabilities"]
 
@@ -112,7 +112,8 @@ def expected_score(d: np.ndarray, ties: TieMode = "half", eta: float | None = No
 class PairwiseObjective:
     """Batched negative log-likelihood of Bradley-Terry with ties on :class:`PairCounts`.
 
-    Parameters are laid out as ``[theta (M), beta (F), eta (0 or 1)]``.
+    Parameters are laid out as ``[theta (M), beta (F), eta (0 or 1)]``. Weights are a tuple of
+    three ``(R, n)`` arrays: battles won by A, won by B, and tied, per row and round.
 
     Parameters
     ----------
@@ -151,45 +152,48 @@ class PairwiseObjective:
         self.ties: TieMode = ties
         self.models = pairs.models
         self.n_models = len(pairs.models)
-        self._build_rows(data, style)
-        if ties != "half" and self._w[:, 2].sum() == 0:
+        w = self._build_rows(data, style)
+        if ties != "half" and w[:, TIE].sum() == 0:
             raise ValueError(f"ties={ties!r} needs ties in the data to fit the tie parameter; use ties='half'")
         self.feature_names: tuple[str, ...] = data.feature_names if style else ()
         self.n_features = len(self.feature_names)
         self.n_eta = 0 if ties == "half" else 1
         self.n_params = self.n_models + self.n_features + self.n_eta
         self.extra_names = tuple(f"beta[{n}]" for n in self.feature_names) + (("eta",) if self.n_eta else ())
-        flat = self._w.ravel()
-        self._cells = np.flatnonzero(flat > 0)
-        self._cell_counts = flat[self._cells]
+        self._base = tuple(np.ascontiguousarray(w[:, k]) for k in range(_N_COLS))
+        # Resampling cells, column by column: (rows with a positive count) for A wins, B wins, ties.
+        self._cell_rows = [np.flatnonzero(col > 0) for col in self._base]
+        self._cell_counts = np.concatenate([col[r] for col, r in zip(self._base, self._cell_rows, strict=True)])
+        self._segments = None if style else (_Segments(self.pa, self.n_models), _Segments(self.pb, self.n_models))
 
-    def _build_rows(self, data: PairCounts, style: bool) -> None:
+    def _build_rows(self, data: PairCounts, style: bool) -> np.ndarray:
         a, b, out, w = data.a, data.b, data.outcome.astype(np.int64), data.weight
+        m = self.n_models
         if style:
             self.pa, self.pb = a, b
             self.x = np.asarray(data.features)
-            self._w = np.zeros((a.size, _N_COLS))
-            self._w[np.arange(a.size), out] = w
+            weights = np.zeros((a.size, _N_COLS))
+            weights[np.arange(a.size), out] = w
             lo, hi = np.minimum(a, b), np.maximum(a, b)
-            pair_code, self._pair_id = np.unique(lo * self.n_models + hi, return_inverse=True)
-            self._ua, self._ub = pair_code // self.n_models, pair_code % self.n_models
-            return
+            pair_code, self._pair_id = np.unique(lo * m + hi, return_inverse=True)
+            self._ua, self._ub = pair_code // m, pair_code % m
+            return weights
         swap = a > b
         lo, hi = np.where(swap, b, a), np.where(swap, a, b)
         # Swapping positions turns "A wins" into "B wins"; ties stay ties.
         out = np.where(swap & (out < TIE), 1 - out, out)
-        pair_code, inverse = np.unique(lo * self.n_models + hi, return_inverse=True)
-        self._w = np.bincount(inverse * _N_COLS + out, weights=w, minlength=pair_code.size * _N_COLS)
-        self._w = self._w.reshape(pair_code.size, _N_COLS)
-        self.pa, self.pb = pair_code // self.n_models, pair_code % self.n_models
+        pair_code, inverse = np.unique(lo * m + hi, return_inverse=True)
+        weights = np.bincount(inverse * _N_COLS + out, weights=w, minlength=pair_code.size * _N_COLS)
+        self.pa, self.pb = pair_code // m, pair_code % m  # sorted by (pa, pb)
         self.x = np.zeros((pair_code.size, 0))
         self._pair_id = None
         self._ua, self._ub = self.pa, self.pb
+        return weights.reshape(pair_code.size, _N_COLS)
 
     # -- data views
     def base_weights(self) -> tuple[np.ndarray, ...]:
         """Weights of the observed data, as a batch of one round."""
-        return (self._w[None],)
+        return tuple(col[None] for col in self._base)
 
     def cell_counts(self) -> list[np.ndarray]:
         """Counts of the non-empty (row, outcome) cells: the units the bootstrap resamples."""
@@ -198,30 +202,51 @@ class PairwiseObjective:
     def weights_from_cells(self, counts: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         """Inverse of :meth:`cell_counts` for a batch ``counts[0]`` of shape (R, n_cells)."""
         c = counts[0]
-        w = np.zeros((c.shape[0], self._w.size))
-        w[:, self._cells] = c
-        return (w.reshape(c.shape[0], *self._w.shape),)
+        n = self.pa.size
+        out = []
+        start = 0
+        for rows in self._cell_rows:
+            block = c[:, start: start + rows.size]
+            start += rows.size
+            if rows.size == n:  # every row has this outcome: no scatter needed
+                out.append(np.ascontiguousarray(block))
+            else:
+                col = np.zeros((c.shape[0], n))
+                col[:, rows] = block
+                out.append(col)
+        return tuple(out)
 
     def observed(self, weights: tuple[np.ndarray, ...]) -> np.ndarray:
         """Battles per model in each round, shape (R, M)."""
-        tot = weights[0].sum(axis=2)
+        tot = weights[0] + weights[1] + weights[2]
         return scatter_rows(tot, self.pa, self.n_models) + scatter_rows(tot, self.pb, self.n_models)
 
-    def edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """Directed "beat or tied" edges ``winner -> loser`` for the existence check."""
-        w = self._w
-        win = [self.pa[w[:, A_WINS] > 0], self.pb[w[:, B_WINS] > 0]]
-        lose = [self.pb[w[:, A_WINS] > 0], self.pa[w[:, B_WINS] > 0]]
-        tied = w[:, 2] > 0
-        win += [self.pa[tied], self.pb[tied]]
-        lose += [self.pb[tied], self.pa[tied]]
-        return np.concatenate(win), np.concatenate(lose)
+    def edge_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Directed "beat or tied" edges ``src -> dst`` with the (stratum, cell) that carries each.
+
+        A win cell gives winner -> loser, a tie cell both directions; Zermelo's condition on these
+        edges decides whether the MLE is finite (see :func:`~._numeric.strength_status`).
+        """
+        sizes = [r.size for r in self._cell_rows]
+        offsets = np.cumsum([0, *sizes])
+        ra, rb, rt = self._cell_rows
+        ca, cb, ct = (np.arange(offsets[k], offsets[k + 1]) for k in range(_N_COLS))
+        src = np.concatenate([self.pa[ra], self.pb[rb], self.pa[rt], self.pb[rt]])
+        dst = np.concatenate([self.pb[ra], self.pa[rb], self.pb[rt], self.pa[rt]])
+        cells = np.concatenate([ca, cb, ct, ct])
+        return src, dst, np.zeros(cells.size, dtype=np.int64), cells
+
+    def mask_units(self, weights: tuple[np.ndarray, ...], keep: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Zero the battles of models not in ``keep`` (R, M) in each round."""
+        drop = ~(keep[:, self.pa] & keep[:, self.pb])
+        return tuple(np.where(drop, 0.0, w) for w in weights)
 
     def x0(self) -> np.ndarray:
         """Starting point: equal strengths, no style effect, tie parameter matched to the tie rate."""
         x = np.zeros(self.n_params)
         if self.n_eta:
-            p_tie = float(np.clip(self._w[:, 2].sum() / self._w.sum(), 1e-3, 0.999))
+            wa, wb, wt = (col.sum() for col in self._base)
+            p_tie = float(np.clip(wt / (wa + wb + wt), 1e-3, 0.999))
             # At d = 0: Davidson P(tie) = nu / (2 + nu); Rao-Kupper P(A) = sigmoid(-eta) = (1 - p_tie) / 2.
             nu = 2 * p_tie / (1 - p_tie) if self.ties == "davidson" else (1 + p_tie) / (1 - p_tie)
             x[-1] = np.log(nu)
@@ -250,34 +275,38 @@ class PairwiseObjective:
 
     def derivatives(self, x: np.ndarray, weights: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Negative log-likelihood, gradient and Hessian for each round."""
-        w = weights[0]
         if self.ties == "half":
-            return self._derivatives_half(x, w)
+            return self._derivatives_half(x, weights)
         units = self._units(x)
-        cols = [w[..., k] for k in range(_N_COLS)]
 
         def wsum(key: str) -> np.ndarray:
-            return sum(c * u for c, u in zip(cols, units[key], strict=True))
+            return sum(c * u for c, u in zip(weights, units[key], strict=True))
 
         value = -wsum("u").sum(axis=1)
         grad, hess = self._assemble(wsum("ud"), -wsum("udd"), wsum("ue"), -wsum("ude"), -wsum("uee"))
         return value, grad, hess
 
-    def _derivatives_half(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # Fast path: a tie is half a win plus half a loss, so two weight columns suffice.
+    def _derivatives_half(
+        self, x: np.ndarray, weights: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Fast path (it is what the bootstrap spends its time in): a tie is half a win plus half a
+        # loss, and every sigmoid-type quantity comes from one exp and one log1p.
         d, _ = self._predictor(x)
-        wa = w[..., 0] + 0.5 * w[..., 2]
-        wb = w[..., 1] + 0.5 * w[..., 2]
-        lp, ln = log_sigmoid_pair(d)
-        sp, sn = sigmoid_pair(d)
-        value = -(wa * lp + wb * ln).sum(axis=1)
-        grad, hess = self._assemble(wa * sn - wb * sp, (wa + wb) * sp * sn, None, None, None)
+        w_a, w_b, w_t = weights
+        wa = w_a + 0.5 * w_t
+        wt = w_a + w_b + w_t
+        e = np.exp(-np.abs(d))
+        inv = 1.0 / (1.0 + e)
+        ei = e * inv
+        log_p = np.minimum(d, 0.0) - np.log1p(e)  # log sigmoid(d); log sigmoid(-d) = log_p - d
+        value = -((wt * log_p).sum(axis=1) - ((wt - wa) * d).sum(axis=1))
+        grad, hess = self._assemble(wa - wt * np.where(d >= 0, inv, ei), wt * ei * inv, None, None, None)
         return value, grad, hess
 
     def information(self, x: np.ndarray) -> np.ndarray:
         """Sum over battles of score outer products ``J`` at ``x`` (P,), for the sandwich."""
         units = self._units(x[None])
-        cols = [self._w[None, :, k] for k in range(_N_COLS)]
+        cols = self.base_weights()
         ud = units["ud"]
         jdd = sum(c * s * s for c, s in zip(cols, ud, strict=True))
         if not self.n_eta:
@@ -286,6 +315,13 @@ class PairwiseObjective:
         jde = sum(c * s * t for c, s, t in zip(cols, ud, ue, strict=True))
         jee = sum(c * t * t for c, t in zip(cols, ue, strict=True))
         return self._assemble(np.zeros_like(jdd), jdd, np.zeros_like(jdd), jde, jee)[1][0]
+
+    def _diff_scatter(self, values: np.ndarray) -> np.ndarray:
+        """``out[:, a] += v; out[:, b] -= v`` per row, shape (R, M)."""
+        m = self.n_models
+        if self._segments is None:
+            return scatter_rows(values, self.pa, m) - scatter_rows(values, self.pb, m)
+        return self._segments[0].sum(values) - self._segments[1].sum(values)
 
     def _assemble(
         self,
@@ -303,19 +339,19 @@ class PairwiseObjective:
         r, m, f, p = cd.shape[0], self.n_models, self.n_features, self.n_params
         grad = np.zeros((r, p))
         hess = np.zeros((r, p, p))
-        grad[:, :m] = scatter_rows(cd, self.pb, m) - scatter_rows(cd, self.pa, m)
+        grad[:, :m] = -self._diff_scatter(cd)
         self._theta_block(hess, hdd)
         if f:
             grad[:, m: m + f] = -cd @ self.x
             hdx = hdd[:, :, None] * self.x[None]  # (R, n, F)
             for k in range(f):
-                col = scatter_rows(hdx[:, :, k], self.pa, m) - scatter_rows(hdx[:, :, k], self.pb, m)
+                col = self._diff_scatter(hdx[:, :, k])
                 hess[:, :m, m + k] = col
                 hess[:, m + k, :m] = col
             hess[:, m: m + f, m: m + f] = np.einsum("rnf,ng->rfg", hdx, self.x)
         if self.n_eta:
             grad[:, -1] = -ce.sum(axis=1)
-            col = scatter_rows(hde, self.pa, m) - scatter_rows(hde, self.pb, m)
+            col = self._diff_scatter(hde)
             hess[:, :m, -1] = col
             hess[:, -1, :m] = col
             if f:
@@ -329,9 +365,29 @@ class PairwiseObjective:
         r, m, p = hdd.shape[0], self.n_models, self.n_params
         per_pair = hdd if self._pair_id is None else scatter_rows(hdd, self._pair_id, self._ua.size)
         flat = hess.reshape(r, p * p)
-        # Canonical pairs are unique, so plain fancy assignment (no accumulation) fills the block.
+        # Canonical pairs are unique, so plain fancy assignment (no accumulation) fills the block,
+        # and each diagonal entry is minus the sum of its row's off-diagonal entries.
         flat[:, self._ua * p + self._ub] = -per_pair
         flat[:, self._ub * p + self._ua] = -per_pair
-        diag = scatter_rows(per_pair, self._ua, m) + scatter_rows(per_pair, self._ub, m)
         idx = np.arange(m)
-        hess[:, idx, idx] = diag
+        hess[:, idx, idx] = -hess[:, :m, :m].sum(axis=2)
+
+
+class _Segments:
+    """Fast ``scatter_rows`` for a fixed index: sort once, then ``np.add.reduceat`` per call."""
+
+    def __init__(self, index: np.ndarray, n: int) -> None:
+        self.n = n
+        self.order = np.argsort(index, kind="stable")
+        self.identity = bool((self.order == np.arange(index.size)).all())
+        sorted_index = index[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])
+        self.ids = sorted_index[self.starts]
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """``out[r, index[j]] += values[r, j]``, shape (R, n)."""
+        out = np.zeros((values.shape[0], self.n))
+        if values.shape[1]:
+            v = values if self.identity else values[:, self.order]
+            out[:, self.ids] = np.add.reduceat(v, self.starts, axis=1)
+        return out

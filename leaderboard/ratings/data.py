@@ -613,6 +613,9 @@ class EloBattles:
 
     def to_pair_counts(self, features: np.ndarray | None = None, feature_names: Sequence[str] = ()) -> PairCounts:
         """Aggregate into :class:`PairCounts` (kept per battle when ``features`` are given)."""
+        if features is None:
+            # Already validated on construction: go straight to the GROUP BY.
+            return PairCounts._aggregate(self.models, self.a, self.b, self.outcome, None)
         return PairCounts.from_arrays(self.models, self.a, self.b, self.outcome,
                                       features=features, feature_names=feature_names)
 

@@ -18,11 +18,11 @@ from typing import Protocol
 
 import numpy as np
 
-from ._numeric import comparison_components, unreachable
+from ._numeric import comparison_components, strength_status
 from .errors import ConvergenceError
 from .newton import Weights, newton_batched
 
-__all__ = ["Estimate", "RatingObjective", "centre_theta", "fit_objective"]
+__all__ = ["Estimate", "RatingObjective", "centre_theta", "fit_objective", "round_status"]
 
 
 class RatingObjective(Protocol):
@@ -39,7 +39,8 @@ class RatingObjective(Protocol):
     def cell_counts(self) -> list[np.ndarray]: ...
     def weights_from_cells(self, counts: list[np.ndarray]) -> Weights: ...
     def observed(self, weights: Weights) -> np.ndarray: ...
-    def edges(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def edge_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+    def mask_units(self, weights: Weights, keep: np.ndarray) -> Weights: ...
     def information(self, x: np.ndarray) -> np.ndarray: ...
     def x0(self) -> np.ndarray: ...
 
@@ -60,8 +61,12 @@ class Estimate:
         The quadratic penalty used (identification and/or prior).
     components : ndarray of int64, shape (M,)
         Connected component of each model in the comparison graph.
+    roots : ndarray of int64
+        Most-voted model of each component (reference for the existence check).
     votes : ndarray, shape (M,)
         Battles / votes per model in the fitted data.
+    l2 : float
+        Ridge / prior precision on ``theta`` (0 for the plain MLE).
     n_iter : int
         Newton iterations.
     """
@@ -71,7 +76,9 @@ class Estimate:
     hessian: np.ndarray
     penalty: np.ndarray
     components: np.ndarray
+    roots: np.ndarray
     votes: np.ndarray
+    l2: float
     n_iter: int
 
     @property
@@ -125,13 +132,59 @@ def identification_penalty(components: np.ndarray, n_params: int) -> np.ndarray:
     return q
 
 
-def _existence_message(models: tuple[str, ...], unbeaten: list[int], winless: list[int]) -> str:
+def _roots(components: np.ndarray, votes: np.ndarray) -> np.ndarray:
+    order = np.lexsort((-votes, components))  # by component, most votes first
+    first = np.r_[True, components[order][1:] != components[order][:-1]]
+    return order[first]
+
+
+def round_status(
+    objective: RatingObjective, counts: list[np.ndarray], components: np.ndarray, roots: np.ndarray
+) -> np.ndarray:
+    """Finite / +inf / -inf / NaN status of every strength in each resampled round, shape (R, M).
+
+    Parameters
+    ----------
+    objective : RatingObjective
+    counts : list of ndarray, each (R, n_cells)
+        Cell counts per stratum (as from :meth:`RatingObjective.cell_counts`, batched).
+    components, roots : ndarray
+        Full-data components and their reference models.
+
+    Returns
+    -------
+    ndarray of float64, shape (R, M)
+        See :func:`~._numeric.strength_status`.
+    """
+    src, dst, stratum, cell = objective.edge_cells()
+    n_rounds = counts[0].shape[0]
+    positive = [c > 0 for c in counts]
+    always = np.empty(src.size, dtype=bool)
+    for k, pos in enumerate(positive):
+        sel = stratum == k
+        always[sel] = pos.all(axis=0)[cell[sel]]
+    # Edges present in every round form a subgraph; if it already satisfies Zermelo's condition,
+    # every round does, and the per-round search (the expensive part) is skipped.
+    base = strength_status(src[always], dst[always], np.ones((1, int(always.sum())), dtype=bool),
+                           components, roots)
+    if (base == 0).all():
+        return np.zeros((n_rounds, components.size))
+    present = np.empty((n_rounds, src.size), dtype=bool)
+    for k, pos in enumerate(positive):
+        sel = stratum == k
+        present[:, sel] = pos[:, cell[sel]]
+    return strength_status(src, dst, present, components, roots)
+
+
+def _existence_message(models: tuple[str, ...], status: np.ndarray, roots: np.ndarray) -> str:
+    ref = ", ".join(repr(models[r]) for r in roots)
     parts = []
-    if unbeaten:
-        parts.append(f"never lost (even indirectly) to the rest of their component: {[models[i] for i in unbeaten]}")
-    if winless:
-        parts.append(f"never won or tied (even indirectly) against the rest: {[models[i] for i in winless]}")
-    return ("the maximum-likelihood ratings do not exist (they would be infinite); models that "
+    for value, what in ((np.inf, "never lost to it (even indirectly): +inf"),
+                        (-np.inf, "never beat or tied it (even indirectly): -inf")):
+        names = [models[i] for i in np.flatnonzero(status == value)]
+        if names:
+            parts.append(f"{what}: {names}")
+    return (f"the maximum-likelihood ratings do not exist: relative to the most-voted model(s) {ref}, models that "
             + "; models that ".join(parts) + ". Use l2 > 0, method='bayes', or more data.")
 
 
@@ -165,18 +218,19 @@ def fit_objective(
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0, got {l2}")
     m = objective.n_models
-    winner, loser = objective.edges()
-    components = comparison_components(m, winner, loser)
+    weights = objective.base_weights()
+    votes = objective.observed(weights)[0]
+    src, dst, _, _ = objective.edge_cells()
+    components = comparison_components(m, src, dst)
+    roots = _roots(components, votes)
     if l2 == 0:
-        unbeaten, winless = unreachable(m, winner, loser, components)
-        if unbeaten or winless:
-            raise ConvergenceError(_existence_message(objective.models, unbeaten, winless))
+        status = strength_status(src, dst, np.ones((1, src.size), dtype=bool), components, roots)[0]
+        if not (status[votes > 0] == 0).all():
+            raise ConvergenceError(_existence_message(objective.models, status, roots))
     penalty = identification_penalty(components, objective.n_params) if identify else np.zeros(
         (objective.n_params, objective.n_params))
     penalty[np.arange(m), np.arange(m)] += l2
-    weights = objective.base_weights()
     result = newton_batched(objective, weights, objective.x0(), penalty, max_iter=max_iter)
     x = result.x[0].copy()
     x[:m] = centre_theta(x[:m], components)
-    return Estimate(objective, x, result.hessian[0], penalty, components, objective.observed(weights)[0],
-                    result.n_iter)
+    return Estimate(objective, x, result.hessian[0], penalty, components, roots, votes, l2, result.n_iter)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .estimation import Estimate, centre_theta
+from .estimation import Estimate, centre_theta, round_status
 from .newton import newton_batched
 
 __all__ = [
@@ -32,9 +32,6 @@ __all__ = [
     "sandwich_covariance",
 ]
 
-# Strength gaps beyond this (odds e^25 ~ 7e10) cannot come from a finite MLE on any realistic
-# number of battles: they are the flat end of a separated resample, i.e. +-infinity.
-DIVERGED_THETA = 25.0
 # Elements per bootstrap chunk (rounds x cells); bounds memory for per-battle (style) data.
 _CHUNK_ELEMENTS = 4_000_000
 # Below this many Poisson draws a second thread costs more than it saves.
@@ -113,7 +110,8 @@ class BootstrapResult:
     ----------
     samples : ndarray, shape (R, P)
         Refitted parameters; the ``theta`` block is centred per component like the point fit,
-        NaN where a model had no battle in the round, +-inf where it diverged (separated resample).
+        NaN where a model had no battle in the round (or was not comparable with the main group),
+        +-inf where its MLE diverged (separated resample).
     n_divergent : int
         Rounds in which some model diverged.
     n_iter : int
@@ -125,23 +123,17 @@ class BootstrapResult:
     n_iter: int
 
 
-def _mark_diverged(theta: np.ndarray, components: np.ndarray) -> np.ndarray:
-    out = theta.copy()
-    for comp in range(int(components.max()) + 1):
-        members = components == comp
-        block = theta[:, members]
-        with warnings.catch_warnings():  # a round may leave a whole component unobserved
-            warnings.simplefilter("ignore", RuntimeWarning)
-            gap = block - np.nanmedian(block, axis=1, keepdims=True)
-        block = np.where(gap > DIVERGED_THETA, np.inf, np.where(gap < -DIVERGED_THETA, -np.inf, block))
-        out[:, members] = block
-    return out
-
-
 def bootstrap_estimate(
     estimate: Estimate, rounds: int, rng: np.random.Generator, *, workers: int = 2
 ) -> BootstrapResult:
     """Multinomial bootstrap of ``estimate``, all rounds fitted together.
+
+    A resample can lose the few battles that kept a model's MLE finite (e.g. its only loss), so
+    that its strength runs off to +-inf. Such rounds are detected exactly with Zermelo's condition
+    and replaced by their limit: the model is recorded as +-inf (relative to the main group) and
+    the others are fitted without its battles, which is what the likelihood converges to as its
+    strength diverges. Without this, the divergent model would drag the centring of its whole
+    component. With a ridge (``l2 > 0``) every MLE is finite and nothing is masked.
 
     Parameters
     ----------
@@ -165,19 +157,24 @@ def bootstrap_estimate(
     strata = obj.cell_counts()
     chunk = max(1, _CHUNK_ELEMENTS // max(1, sum(c.size for c in strata)))
     samples = np.empty((rounds, obj.n_params))
-    seen = np.empty((rounds, m))
+    status = np.zeros((rounds, m))
     n_iter = 0
     for start in range(0, rounds, chunk):
         stop = min(rounds, start + chunk)
         counts = [multinomial_reweight(c, stop - start, rng, workers=workers) for c in strata]
         weights = obj.weights_from_cells(counts)
+        observed = obj.observed(weights) > 0
+        if estimate.l2 == 0:
+            status[start:stop] = round_status(obj, counts, estimate.components, estimate.roots)
+            keep = status[start:stop] == 0
+            if not keep.all():
+                weights = obj.mask_units(weights, keep)
+        status[start:stop] = np.where(observed, status[start:stop], np.nan)
         result = newton_batched(obj, weights, estimate.x, estimate.penalty)
         samples[start:stop] = result.x
-        seen[start:stop] = obj.observed(weights)
         n_iter = max(n_iter, result.n_iter)
-    theta = np.where(seen > 0, samples[:, :m], np.nan)
-    theta = _mark_diverged(theta, estimate.components)
-    n_divergent = int(np.isinf(theta).any(axis=1).sum())
+    theta = np.where(status == 0, samples[:, :m], status)
+    n_divergent = int(np.isinf(status).any(axis=1).sum())
     samples[:, :m] = centre_theta(theta, estimate.components)
     return BootstrapResult(samples, n_divergent, n_iter)
 

@@ -32,7 +32,7 @@ CI_METHODS: tuple[str, ...] = ("bootstrap", "sandwich")
 
 
 def _json_float(x: float | None) -> float | None:
-    # JSON has no infinities: an unbounded interval end (see intervals.DIVERGED_THETA) becomes null.
+    # JSON has no infinities: an interval end the data cannot bound (separated resamples) becomes null.
     return None if x is None or not math.isfinite(x) else float(x)
 
 

@@ -91,14 +91,18 @@ class RankingObjective:
         per_item = np.broadcast_to(w[:, :, None], (*w.shape, self._items.shape[1]))[:, self._valid]
         return scatter_rows(per_item, self._items[self._valid], self.n_models)
 
-    def edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """Directed edges: each chosen item "beat" every other item of its risk set."""
-        pair = self._chosen[:, :, None] & self._risk[:, None, :]
+    def edge_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Directed edges: each chosen item "beat" every other item of its risk set (cell = ranking)."""
         k = self._chosen.shape[1]
-        pair &= ~np.eye(k, dtype=bool)[None]
-        keep = self._w[self._row] > 0
-        s, i, j = np.nonzero(pair & keep[:, None, None])
-        return self._stage_items[s, i], self._stage_items[s, j]
+        pair = self._chosen[:, :, None] & self._risk[:, None, :] & ~np.eye(k, dtype=bool)[None]
+        s, i, j = np.nonzero(pair)
+        return self._stage_items[s, i], self._stage_items[s, j], np.zeros(s.size, dtype=np.int64), self._row[s]
+
+    def mask_units(self, weights: tuple[np.ndarray, ...], keep: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Zero the votes that involve a model not in ``keep`` (R, M) in each round."""
+        w = weights[0].copy()
+        w[(self._valid[None] & ~keep[:, self._items]).any(axis=2)] = 0.0
+        return (w,)
 
     def x0(self) -> np.ndarray:
         """Equal strengths."""
@@ -190,10 +194,18 @@ class MixedObjective:
         wp, wr = self._each(weights)
         return self.parts[0].observed(wp) + self.parts[1].observed(wr)
 
-    def edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """Union of both parts' edges."""
-        (a0, b0), (a1, b1) = self.parts[0].edges(), self.parts[1].edges()
-        return np.concatenate([a0, a1]), np.concatenate([b0, b1])
+    def edge_cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Union of both parts' edges; the K-wise strata come after the pairwise ones."""
+        n0 = len(self.parts[0].cell_counts())
+        s0, d0, t0, c0 = self.parts[0].edge_cells()
+        s1, d1, t1, c1 = self.parts[1].edge_cells()
+        return (np.concatenate([s0, s1]), np.concatenate([d0, d1]), np.concatenate([t0, t1 + n0]),
+                np.concatenate([c0, c1]))
+
+    def mask_units(self, weights: tuple[np.ndarray, ...], keep: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Apply each part's mask."""
+        wp, wr = self._each(weights)
+        return self.parts[0].mask_units(wp, keep) + self.parts[1].mask_units(wr, keep)
 
     def x0(self) -> np.ndarray:
         """Equal strengths."""
