@@ -15,6 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound, ValidationFailed
+from leaderboard.tasks import leaderboard_refit_soon
 
 from .choices import VoteChoice
 from .fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
@@ -150,6 +151,7 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     battle.status = BattleStatus.VOTED
     battle.revealed_at = now
     battle.save(update_fields=["status", "revealed_at"])
+    transaction.on_commit(leaderboard_refit_soon)
     return vote, True
 
 

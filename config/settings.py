@@ -147,6 +147,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `?format=` belongs to our own endpoints (leaderboard CSV / JSON), not to DRF's renderer choice.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -164,6 +166,9 @@ SPECTACULAR_SETTINGS = {
 # Aspects a vote may rate separately (Multi-Elo leaderboards, one per aspect).
 ARENA_VOTE_ASPECTS = env_list("ARENA_VOTE_ASPECTS", "correctness,helpfulness,style")
 ARENA_VOTER_COOKIE = "arena_voter"
+# The background refit runs when this many new votes arrived, or this many minutes passed with any.
+LEADERBOARD_REFIT_VOTES = env_int("LEADERBOARD_REFIT_VOTES", 100)
+LEADERBOARD_REFIT_MINUTES = env_int("LEADERBOARD_REFIT_MINUTES", 10)
 ARENA_VOTER_COOKIE_MAX_AGE = 60 * 60 * 24 * 365
 
 LOGGING = {

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError, connection, transaction
 
-from ..ids import uuid7
 from ..fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
+from ..ids import uuid7
 from ..models import Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, Voter
 from .formats import BattleRecord
 

@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .leaderboard import leaderboard_fit
 
     try:
-        loaded = read_battles(args.file, args.format, include_named=args.include_named, style=args.style_control)
+        loaded = read_battles(args.file, args.format, include_named=args.include_named, style=args.style_control,
+                              ordered=args.method == "elo")
     except (BattleFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

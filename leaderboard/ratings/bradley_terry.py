@@ -261,7 +261,10 @@ class PairwiseObjective:
     # -- likelihood
     def _predictor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         m, f = self.n_models, self.n_features
-        d = x[:, self.pa] - x[:, self.pb]
+        # np.take keeps the result C-ordered; x[:, idx] comes back Fortran-ordered, which makes every
+        # later elementwise operation against the C-ordered weights 2-3x slower.
+        d = np.take(x, self.pa, axis=1)
+        d -= np.take(x, self.pb, axis=1)
         if f:
             d = d + x[:, m: m + f] @ self.x.T
         eta = x[:, -1:] if self.n_eta else None
@@ -291,16 +294,28 @@ class PairwiseObjective:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # Fast path (it is what the bootstrap spends its time in): a tie is half a win plus half a
         # loss, and every sigmoid-type quantity comes from one exp and one log1p.
+        # In-place ufuncs keep the number of (R, n) temporaries small.
         d, _ = self._predictor(x)
         w_a, w_b, w_t = weights
-        wa = w_a + 0.5 * w_t
-        wt = w_a + w_b + w_t
-        e = np.exp(-np.abs(d))
-        inv = 1.0 / (1.0 + e)
-        ei = e * inv
-        log_p = np.minimum(d, 0.0) - np.log1p(e)  # log sigmoid(d); log sigmoid(-d) = log_p - d
-        value = -((wt * log_p).sum(axis=1) - ((wt - wa) * d).sum(axis=1))
-        grad, hess = self._assemble(wa - wt * np.where(d >= 0, inv, ei), wt * ei * inv, None, None, None)
+        wt = w_a + w_b
+        wt += w_t
+        wa = 0.5 * w_t
+        wa += w_a
+        e = np.abs(d)
+        np.negative(e, out=e)
+        np.exp(e, out=e)  # e = exp(-|d|) <= 1: never overflows
+        inv = e + 1.0
+        np.reciprocal(inv, out=inv)
+        log_p = np.minimum(d, 0.0)
+        log_p -= np.log1p(e)  # log sigmoid(d); log sigmoid(-d) = log_p - d
+        value = np.einsum("rn,rn->r", wt - wa, d) - np.einsum("rn,rn->r", wt, log_p)
+        e *= inv  # e / (1 + e) = sigmoid(-|d|)
+        dl = np.where(d >= 0, inv, e)  # sigmoid(d)
+        dl *= wt
+        np.subtract(wa, dl, out=dl)  # d loglik / dd = wa - wt * sigmoid(d)
+        e *= inv
+        e *= wt  # -d2 loglik / dd2 = wt * sigmoid(d) * sigmoid(-d)
+        grad, hess = self._assemble(dl, e, None, None, None)
         return value, grad, hess
 
     def information(self, x: np.ndarray) -> np.ndarray:

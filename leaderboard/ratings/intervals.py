@@ -206,9 +206,14 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[np.nd
     alpha = (1.0 - level) / 2.0
     if samples.shape[1] == 0:
         return np.empty(0), np.empty(0)
+    # Interpolating between two -inf samples gives NaN (-inf + 0 * nan), so infinities are swapped
+    # for huge sentinels and swapped back; any interpolation that touches one stays beyond 1e250.
+    big = 1e300
+    finite = np.where(np.isposinf(samples), big, np.where(np.isneginf(samples), -big, samples))
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.nanquantile(samples, [alpha, 1.0 - alpha], axis=0)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: model never observed
+        q = np.nanquantile(finite, [alpha, 1.0 - alpha], axis=0)
+    q = np.where(q > 1e250, np.inf, np.where(q < -1e250, -np.inf, q))
     return q[0], q[1]
 
 

@@ -72,9 +72,13 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_battles(
-    path: str | Path, fmt: str | None = None, *, include_named: bool = False, style: bool = False
+    path: str | Path, fmt: str | None = None, *, include_named: bool = False, style: bool = False,
+    ordered: bool = True,
 ) -> BattleFile:
-    """Read a battle file in either format (auto-detected from the extension when ``fmt`` is None)."""
+    """Read a battle file in either format (auto-detected from the extension when ``fmt`` is None).
+
+    ``ordered=False`` skips sorting a CSV by ``tstamp`` (only online Elo needs the time order).
+    """
     fmt = fmt or detect_format(path)
     if fmt == "fastchat":
         return read_fastchat(path, include_named=include_named, style=style)
@@ -82,7 +86,7 @@ def read_battles(
         if style:
             raise BattleFileError(f"{path}: style control needs conversations (FastChat JSON with "
                                   "conversation_a/conversation_b); a CSV file has none")
-        return read_csv(path)
+        return read_csv(path, ordered=ordered)
     raise BattleFileError(f"unknown format {fmt!r}")
 
 
@@ -217,8 +221,15 @@ def _csv_header(path: str | Path) -> list[str]:
     return header
 
 
-def read_csv(path: str | Path) -> BattleFile:
+def read_csv(path: str | Path, *, ordered: bool = True) -> BattleFile:
     """Read a battle CSV (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+    ordered : bool
+        Sort by the ``tstamp`` column when there is one; False skips parsing it (faster, and
+        enough for every method but Elo).
 
     Raises
     ------
@@ -226,27 +237,30 @@ def read_csv(path: str | Path) -> BattleFile:
         Naming the 1-based data row, the file line number and the reason.
     """
     header = _csv_header(path)
+    use_tstamp = ordered and "tstamp" in header
     try:
         import pyarrow  # noqa: F401  (optional fast path)
     except ImportError:
-        return _read_csv_stdlib(path, header)
-    fast = _read_csv_arrow(path, header)
+        return _read_csv_stdlib(path, header, use_tstamp)
+    fast = _read_csv_arrow(path, use_tstamp)
     # Anything odd (bad field count, unknown winner, empty name, bad tstamp): the stdlib reader
     # finds the first offending line exactly and raises with it.
-    return fast if fast is not None else _read_csv_stdlib(path, header)
+    return fast if fast is not None else _read_csv_stdlib(path, header, use_tstamp)
 
 
-def _read_csv_arrow(path: str | Path, header: list[str]) -> BattleFile | None:
+def _read_csv_arrow(path: str | Path, use_tstamp: bool) -> BattleFile | None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    names = [*REQUIRED_COLUMNS, *(["tstamp"] if "tstamp" in header else [])]
+    names = [*REQUIRED_COLUMNS, *(["tstamp"] if use_tstamp else [])]
     dict_type = pa.dictionary(pa.int32(), pa.string())
-    types = {c: dict_type for c in REQUIRED_COLUMNS} | ({"tstamp": pa.float64()} if "tstamp" in header else {})
+    types = {c: dict_type for c in REQUIRED_COLUMNS} | ({"tstamp": pa.float64()} if use_tstamp else {})
     convert = pcsv.ConvertOptions(include_columns=names, column_types=types, strings_can_be_null=False,
                                   quoted_strings_can_be_null=False)
+    # 4 MiB blocks: fewer chunks make unify_dictionaries/combine_chunks cheap (~5 ms vs ~80 ms at 1 MiB).
+    read = pcsv.ReadOptions(block_size=1 << 22)
     try:
-        table = pcsv.read_csv(path, convert_options=convert).unify_dictionaries()
+        table = pcsv.read_csv(path, read_options=read, convert_options=convert).unify_dictionaries()
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if table.num_rows == 0:
@@ -256,7 +270,7 @@ def _read_csv_arrow(path: str | Path, header: list[str]) -> BattleFile | None:
     if "" in dicts["model_a"] or "" in dicts["model_b"] or not set(dicts["winner"]) <= OUTCOME_CODES.keys():
         return None
     tstamp = None
-    if "tstamp" in header:
+    if use_tstamp:
         column = table.column("tstamp")
         if column.null_count:
             return None
@@ -286,13 +300,13 @@ def _finish_csv(
     return BattleFile(EloBattles(models, a, b, outcome), skipped_self=skipped)
 
 
-def _read_csv_stdlib(path: str | Path, header: list[str]) -> BattleFile:
+def _read_csv_stdlib(path: str | Path, header: list[str], use_tstamp: bool) -> BattleFile:
     col = {name: header.index(name) for name in header}
     names_a: list[str] = []
     names_b: list[str] = []
     outcome: list[int] = []
     stamps: list[float] = []
-    has_t = "tstamp" in col
+    has_t = use_tstamp
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         next(reader)

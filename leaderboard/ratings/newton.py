@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ._blas import single_threaded_blas
 from .errors import ConvergenceError
 
 __all__ = ["NewtonResult", "Objective", "Weights", "newton_batched", "take_weights"]
@@ -127,6 +128,13 @@ def newton_batched(
     ConvergenceError
         If a round has not converged after ``max_iter`` iterations or its line search fails.
     """
+    with single_threaded_blas():
+        return _newton(objective, weights, x0, penalty, max_iter, xtol)
+
+
+def _newton(
+    objective: Objective, weights: Weights, x0: np.ndarray, penalty: np.ndarray | None, max_iter: int, xtol: float
+) -> NewtonResult:
     n_rounds = weights[0].shape[0]
     x = np.array(np.broadcast_to(x0, (n_rounds, np.shape(x0)[-1])), dtype=np.float64)
     f, g, h = _penalised(objective, x, weights, penalty)

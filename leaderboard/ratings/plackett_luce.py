@@ -113,7 +113,7 @@ class RankingObjective:
         return np.ones(x.shape[0], dtype=bool)
 
     def _stage_probs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        s = x[:, self._stage_items]  # (R, S, K)
+        s = np.take(x, self._stage_items, axis=1)  # (R, S, K), C-ordered (see PairwiseObjective)
         masked = np.where(self._risk, s, -np.inf)
         top = masked.max(axis=2, keepdims=True)
         e = np.exp(masked - top)

@@ -1,0 +1,139 @@
+"""Leaderboard API: the latest snapshot of a configuration, its matrices, and downloads.
+
+Snapshots are immutable, so every response carries an ETag (the snapshot's id and data hash) and a
+client that sends it back in If-None-Match gets 304 Not Modified.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import ValidationFailed
+
+from .config import LeaderboardConfig
+from .models import Snapshot
+from .selectors import snapshot_with_rows
+from .services import leaderboard_current
+
+CONFIG_PARAMETERS = [
+    OpenApiParameter("method", str, enum=["elo", "bt", "pl", "bayes"]),
+    OpenApiParameter("ties", str, enum=["half", "davidson", "rao-kupper"]),
+    OpenApiParameter("ci", str, enum=["bootstrap", "sandwich"]),
+    OpenApiParameter("bootstrap", int), OpenApiParameter("style_control", bool), OpenApiParameter("seed", int),
+    OpenApiParameter("anchor", str), OpenApiParameter("category", str), OpenApiParameter("language", str),
+    OpenApiParameter("date_from", str, description="YYYY-MM-DD, inclusive"),
+    OpenApiParameter("date_to", str, description="YYYY-MM-DD, inclusive"),
+    OpenApiParameter("exclude_ties", bool), OpenApiParameter("exclude_flagged", bool),
+    OpenApiParameter("include_named", bool), OpenApiParameter("aspect", str),
+]
+
+
+class SnapshotOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    method = serializers.CharField()
+    config = serializers.JSONField()
+    params = serializers.JSONField()
+    n_votes = serializers.IntegerField()
+    data_hash = serializers.CharField()
+    created = serializers.DateTimeField()
+    duration_ms = serializers.IntegerField()
+
+
+class RowOutput(serializers.Serializer):
+    rank = serializers.IntegerField()
+    rank_ub = serializers.IntegerField()
+    model = serializers.CharField(source="contender.name")
+    organization = serializers.CharField(source="contender.organization")
+    license = serializers.CharField(source="contender.license")
+    rating = serializers.FloatField()
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    votes = serializers.FloatField()
+    mu = serializers.FloatField(allow_null=True)
+    sigma = serializers.FloatField(allow_null=True)
+    p_best = serializers.FloatField(allow_null=True)
+
+
+def _config(request: Request) -> LeaderboardConfig:
+    return LeaderboardConfig.from_query(request.query_params.dict())
+
+
+def _etag(snapshot: Snapshot, variant: str = "") -> str:
+    return f'"{snapshot.id}-{snapshot.data_hash[:16]}{variant}"'
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    return etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]
+
+
+def leaderboard_body(snapshot: Snapshot) -> dict[str, Any]:
+    rows = sorted(snapshot.rows.all(), key=lambda r: (r.rank, -r.rating))
+    return {"snapshot": SnapshotOutput(snapshot).data, "rows": RowOutput(rows, many=True).data,
+            "style_coefficients": snapshot.style_coefficients}
+
+
+def leaderboard_csv(snapshot: Snapshot) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = ["rank", "rank_ub", "model", "organization", "license", "rating", "ci_low", "ci_high", "votes", "mu",
+               "sigma", "p_best"]
+    writer.writerow(columns)
+    for row in leaderboard_body(snapshot)["rows"]:
+        writer.writerow(["" if row[c] is None else row[c] for c in columns])
+    return out.getvalue()
+
+
+class LeaderboardApi(APIView):
+    @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("format", str, enum=["json", "csv"])],
+                   responses={200: None}, operation_id="leaderboard_retrieve",
+                   description="Latest snapshot of this configuration (fitted on demand if there is none): rows "
+                               "with contender metadata, and provenance (n_votes, data hash, created, params).")
+    def get(self, request: Request) -> Response | HttpResponse:
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise ValidationFailed("must be json or csv", field="format")
+        snapshot = snapshot_with_rows(leaderboard_current(config=_config(request)).id)
+        etag = _etag(snapshot, fmt)
+        if _not_modified(request, etag):
+            return HttpResponse(status=304, headers={"ETag": etag})
+        if fmt == "csv":
+            response = HttpResponse(leaderboard_csv(snapshot), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="leaderboard-{snapshot.id}.csv"'
+        else:
+            response = Response(leaderboard_body(snapshot))
+            if request.query_params.get("download"):
+                response["Content-Disposition"] = f'attachment; filename="leaderboard-{snapshot.id}.json"'
+        response["ETag"] = etag
+        response["Cache-Control"] = "public, max-age=0, must-revalidate"
+        return response
+
+
+class LeaderboardMatrixApi(APIView):
+    KINDS = ("winrate", "count", "predicted")
+
+    @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("kind", str, enum=list(KINDS))],
+                   responses={200: None}, operation_id="leaderboard_matrix",
+                   description="(M x M) matrix over `models`: empirical win rate of row over column (ties "
+                               "count half), battle counts, or the fitted probability that row beats column.")
+    def get(self, request: Request) -> Response | HttpResponse:
+        kind = request.query_params.get("kind", "winrate")
+        if kind not in self.KINDS:
+            raise ValidationFailed(f"must be one of {', '.join(self.KINDS)}", field="kind")
+        snapshot = leaderboard_current(config=_config(request))
+        if kind not in snapshot.matrices:
+            raise ValidationFailed("this leaderboard has no pairwise votes to build matrices from", field="kind")
+        etag = _etag(snapshot, kind)
+        if _not_modified(request, etag):
+            return HttpResponse(status=304, headers={"ETag": etag})
+        response = Response({"snapshot_id": snapshot.id, "kind": kind, "models": snapshot.models_order,
+                             "matrix": snapshot.matrices[kind]})
+        response["ETag"] = etag
+        return response

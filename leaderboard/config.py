@@ -1,0 +1,88 @@
+"""What a leaderboard is fitted with: method, tie model, intervals, and which votes count."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import date
+from typing import Any
+
+from config.errors import ValidationFailed
+
+METHODS = ("elo", "bt", "pl", "bayes")
+TIES = ("half", "davidson", "rao-kupper")
+CIS = ("bootstrap", "sandwich")
+MAX_BOOTSTRAP = 1000
+
+
+@dataclass(frozen=True)
+class LeaderboardConfig:
+    method: str = "bt"
+    ties: str = "half"
+    ci: str = "bootstrap"
+    bootstrap: int = 100
+    style_control: bool = False
+    seed: int = 0
+    anchor: str = ""
+    # Which votes count.
+    category: str = ""
+    language: str = ""
+    date_from: str = ""  # ISO dates, inclusive
+    date_to: str = ""
+    exclude_ties: bool = False
+    exclude_flagged: bool = False
+    include_named: bool = False  # votes where the voter saw the names (FastChat's non-anony)
+    aspect: str = ""  # fit the per-aspect verdicts instead of the overall one
+
+    def __post_init__(self) -> None:
+        self._check("method", self.method in METHODS, f"one of {', '.join(METHODS)}")
+        self._check("ties", self.ties in TIES, f"one of {', '.join(TIES)}")
+        self._check("ci", self.ci in CIS, f"one of {', '.join(CIS)}")
+        self._check("bootstrap", 0 <= self.bootstrap <= MAX_BOOTSTRAP, f"between 0 and {MAX_BOOTSTRAP}")
+        self._check("ties", self.method != "pl" or self.ties == "half", "half for Plackett-Luce")
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    date.fromisoformat(value)
+                except ValueError:
+                    raise ValidationFailed("must be a date YYYY-MM-DD", field=name) from None
+
+    @staticmethod
+    def _check(field_name: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ValidationFailed(f"must be {expected}", field=field_name)
+
+    @classmethod
+    def from_query(cls, query: dict[str, Any]) -> LeaderboardConfig:
+        """Build from string query parameters (API / page); unknown keys are ignored."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = query.get(f.name)
+            if raw is None or raw == "":
+                continue
+            if f.type == "bool":
+                if str(raw).lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                    raise ValidationFailed("must be true or false", field=f.name)
+                values[f.name] = str(raw).lower() in {"1", "true", "yes", "on"}
+            elif f.type == "int":
+                try:
+                    values[f.name] = int(raw)
+                except (TypeError, ValueError):
+                    raise ValidationFailed("must be an integer", field=f.name) from None
+            else:
+                values[f.name] = str(raw)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
+
+    def with_changes(self, **changes: Any) -> LeaderboardConfig:
+        return replace(self, **changes)
+
+
+# The leaderboards kept fresh by the background refit task (the page's default views).
+DEFAULT_CONFIGS = (LeaderboardConfig(), LeaderboardConfig(method="elo"), LeaderboardConfig(method="bayes"))

@@ -1,0 +1,179 @@
+"""Reads for the leaderboard: the votes a configuration counts, aggregated in SQL.
+
+A refit must not load millions of vote objects: pairwise votes come back as one row per
+(model A, model B, outcome) with a count, from one GROUP BY over votes and their two slots.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from datetime import date, datetime, time
+
+import numpy as np
+from django.db.models import Count, F, FilteredRelation, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from arena.models import BattleSlot, Contender, Prompt, Vote, VoteKind
+from leaderboard.ratings import STYLE_FEATURES, EloBattles, PairCounts, RankingCounts, style_counts, style_features
+
+from .config import LeaderboardConfig
+from .models import Snapshot
+
+OUTCOME_CODE = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
+
+
+def counted_votes(config: LeaderboardConfig) -> QuerySet[Vote]:
+    """The votes a configuration counts (before tie handling, which the fit does)."""
+    votes = Vote.objects.all()
+    if not config.include_named:
+        votes = votes.filter(battle__anonymous=True)
+    if config.category:
+        votes = votes.filter(battle__prompt__category=config.category)
+    if config.language:
+        votes = votes.filter(battle__prompt__language=config.language)
+    if config.date_from:
+        votes = votes.filter(created__gte=_day_start(config.date_from))
+    if config.date_to:
+        votes = votes.filter(created__lt=_day_start(config.date_to, next_day=True))
+    if config.exclude_flagged:
+        votes = votes.filter(voter__flagged=False).exclude(flags__isnull=False)
+    if config.aspect:
+        votes = votes.filter(aspects__has_key=config.aspect)
+    return votes
+
+
+def _day_start(iso: str, *, next_day: bool = False) -> datetime:
+    day = date.fromordinal(date.fromisoformat(iso).toordinal() + (1 if next_day else 0))
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
+
+
+def _pairwise_rows(config: LeaderboardConfig) -> QuerySet:
+    """Pairwise votes with the contender in each position and the verdict the configuration fits."""
+    verdict = KT(f"aspects__{config.aspect}") if config.aspect else F("outcome")
+    return (
+        counted_votes(config).filter(kind=VoteKind.PAIRWISE)
+        .annotate(
+            slot_a=FilteredRelation("battle__slots", condition=Q(battle__slots__position=0)),
+            slot_b=FilteredRelation("battle__slots", condition=Q(battle__slots__position=1)),
+            verdict=verdict,
+        )
+        # A named battle may show one model twice: it says nothing about ratings.
+        .exclude(slot_a__contender_id=F("slot_b__contender_id"))
+    )
+
+
+def _contender_names(ids: set[int]) -> dict[int, str]:
+    return dict(Contender.objects.filter(id__in=ids).values_list("id", "name"))
+
+
+def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
+    """Pairwise votes as unique (A, B, outcome) rows with counts: one GROUP BY."""
+    grouped = list(
+        _pairwise_rows(config).values_list("slot_a__contender_id", "slot_b__contender_id", "verdict")
+        .annotate(n=Count("id")).order_by()
+    )
+    grouped = [row for row in grouped if row[2] in OUTCOME_CODE]
+    if not grouped:
+        return None
+    names = _contender_names({r[0] for r in grouped} | {r[1] for r in grouped})
+    return PairCounts.from_records((names[a], names[b], OUTCOME_CODE[o], n) for a, b, o, n in grouped)
+
+
+def pair_battles_with_style(config: LeaderboardConfig) -> PairCounts | None:
+    """Per-battle pairwise rows with style covariates (length, headers, lists, bold) from the responses."""
+    rows = list(
+        _pairwise_rows(config).values_list("slot_a__contender_id", "slot_b__contender_id", "verdict",
+                                           "slot_a__response", "slot_b__response").order_by("created", "id")
+    )
+    rows = [r for r in rows if r[2] in OUTCOME_CODE and (r[3] or r[4])]
+    if not rows:
+        return None
+    names = _contender_names({r[0] for r in rows} | {r[1] for r in rows})
+    models = tuple(sorted(set(names.values())))
+    index = {name: i for i, name in enumerate(models)}
+    counts_a = np.array([style_counts(r[3]) for r in rows])
+    counts_b = np.array([style_counts(r[4]) for r in rows])
+    features = style_features(counts_a, counts_b)
+    return PairCounts(
+        models=models,
+        a=np.array([index[names[r[0]]] for r in rows]), b=np.array([index[names[r[1]]] for r in rows]),
+        outcome=np.array([OUTCOME_CODE[r[2]] for r in rows], dtype=np.int8), weight=np.ones(len(rows)),
+        features=features, feature_names=tuple(STYLE_FEATURES),
+    )
+
+
+def elo_battles(config: LeaderboardConfig) -> EloBattles | None:
+    """Pairwise votes one by one in time order (online Elo depends on the order)."""
+    rows = list(
+        _pairwise_rows(config).values_list("slot_a__contender_id", "slot_b__contender_id", "verdict")
+        .order_by("created", "id")
+    )
+    rows = [r for r in rows if r[2] in OUTCOME_CODE]
+    if not rows:
+        return None
+    names = _contender_names({r[0] for r in rows} | {r[1] for r in rows})
+    models = tuple(sorted(set(names.values())))
+    index = {name: i for i, name in enumerate(models)}
+    return EloBattles.from_arrays(
+        models, np.array([index[names[r[0]]] for r in rows]), np.array([index[names[r[1]]] for r in rows]),
+        np.array([OUTCOME_CODE[r[2]] for r in rows]),
+    )
+
+
+def ranking_counts(config: LeaderboardConfig) -> RankingCounts | None:
+    """K-wise votes (best of K, rankings) as unique rankings of contenders with counts."""
+    votes = counted_votes(config).exclude(kind=VoteKind.PAIRWISE)
+    rows = list(votes.values_list("battle_id", "kind", "best_position", "ranking", "aspects"))
+    if not rows:
+        return None
+    slots: dict[object, dict[int, int]] = defaultdict(dict)
+    for battle_id, position, contender_id in BattleSlot.objects.filter(
+            battle_id__in=[r[0] for r in rows]).values_list("battle_id", "position", "contender_id"):
+        slots[battle_id][position] = contender_id
+    names = _contender_names({c for s in slots.values() for c in s.values()})
+    models = tuple(sorted(set(names.values())))
+    index = {name: i for i, name in enumerate(models)}
+    tally: dict[tuple, int] = defaultdict(int)
+    for battle_id, kind, best, ranking, aspects in rows:
+        model_at = {p: index[names[c]] for p, c in slots[battle_id].items()}
+        choice = aspects.get(config.aspect) if config.aspect else (best if kind == VoteKind.BEST_OF_K else ranking)
+        if choice is None:
+            continue
+        if isinstance(choice, int):  # best of K: the winner, then everyone else tied
+            groups = ((model_at[choice],), tuple(sorted(m for p, m in model_at.items() if p != choice)))
+        else:
+            groups = tuple(tuple(sorted(model_at[p] for p in group)) for group in choice)
+        tally[groups] += 1
+    if not tally:
+        return None
+    keys = list(tally)
+    return RankingCounts.from_rankings(models, [[list(g) for g in key] for key in keys], [tally[k] for k in keys])
+
+
+def data_hash(*parts: object) -> str:
+    """sha256 over the fitted arrays, so two snapshots of the same data can be recognised."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            digest.update(b"none")
+            continue
+        for name in ("models", "a", "b", "outcome", "weight", "items", "group", "features"):
+            value = getattr(part, name, None)
+            if value is not None:
+                digest.update(name.encode())
+                raw = repr(value).encode() if isinstance(value, tuple) else np.ascontiguousarray(value).tobytes()
+                digest.update(raw)
+    return digest.hexdigest()
+
+
+def snapshot_latest(config: LeaderboardConfig) -> Snapshot | None:
+    return Snapshot.objects.filter(config_key=config.key()).order_by("-created", "-id").first()
+
+
+def snapshot_with_rows(snapshot_id: int) -> Snapshot:
+    return Snapshot.objects.prefetch_related("rows__contender").get(id=snapshot_id)
+
+
+def categories() -> list[str]:
+    return list(Prompt.objects.exclude(category="").values_list("category", flat=True).distinct().order_by("category"))

@@ -1,0 +1,35 @@
+"""The leaderboard page: the same snapshots as the API, with interval bars and the win-rate heatmap."""
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from config.errors import ApplicationError
+
+from . import charts
+from .config import CIS, METHODS, TIES, LeaderboardConfig
+from .selectors import categories, snapshot_with_rows
+from .services import leaderboard_current
+
+CELL = 34
+
+
+def leaderboard_page(request: HttpRequest) -> HttpResponse:
+    context: dict[str, object] = {"methods": METHODS, "ties_modes": TIES, "cis": CIS, "categories": categories()}
+    try:
+        config = LeaderboardConfig.from_query(request.GET.dict())
+        snapshot = snapshot_with_rows(leaderboard_current(config=config).id)
+    except ApplicationError as exc:
+        context.update(config=LeaderboardConfig(), error=exc.message, field=exc.field)
+        return render(request, "leaderboard/leaderboard.html", context, status=exc.status)
+    rows = sorted(snapshot.rows.all(), key=lambda r: (r.rank, -r.rating))
+    order = [r.contender.name for r in rows]
+    matrix = snapshot.matrices.get("winrate")
+    context.update(
+        config=config, snapshot=snapshot,
+        rows=list(zip(rows, charts.interval_bars(rows), strict=True)),
+        heatmap=charts.heatmap_cells(snapshot.models_order, matrix, order, cell=CELL) if matrix else None,
+        heatmap_size=CELL * len(order), heatmap_labels=[(i * CELL + CELL / 2, name) for i, name in enumerate(order)],
+        cell=CELL, query=request.GET.urlencode(),
+    )
+    return render(request, "leaderboard/leaderboard.html", context)
