@@ -171,6 +171,14 @@ class Vote(models.Model):
     )
     aspects = models.JSONField(default=dict, blank=True, help_text="Per-aspect verdicts, same shape as the vote.")
     rationale = models.TextField(blank=True)
+    # Copies of the battle's facts that every leaderboard refit groups by: with them a refit over
+    # millions of votes is one scan of this table instead of a join with battles and two slots. They can
+    # never disagree with the battle: on Postgres a trigger (migration 0002) checks each against it.
+    contender_a = models.ForeignKey(Contender, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                    db_index=False, help_text="Pairwise votes: the contender in position A.")
+    contender_b = models.ForeignKey(Contender, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                    db_index=False, help_text="Pairwise votes: the contender in position B.")
+    anonymous = models.BooleanField(default=True, help_text="The battle's anonymous flag.")
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     fingerprint = models.CharField(
         max_length=48, help_text="Hash of the vote's content: re-importing an export adds nothing."
@@ -200,6 +208,11 @@ class Vote(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(best_position__isnull=True) | Q(best_position__lt=MAX_K), name="vote_best_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=VoteKind.PAIRWISE, contender_a__isnull=False, contender_b__isnull=False)
+                | (~Q(kind=VoteKind.PAIRWISE) & Q(contender_a__isnull=True, contender_b__isnull=True)),
+                name="vote_pair_iff_pairwise",
             ),
             models.CheckConstraint(condition=~Q(idempotency_key=""), name="vote_idempotency_key_nonempty"),
             models.CheckConstraint(condition=~Q(fingerprint=""), name="vote_fingerprint_nonempty"),

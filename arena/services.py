@@ -135,11 +135,14 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
         raise BattleClosed(f"this battle is {battle.status} and takes no vote")
     choice.validate_for(k=battle.k)
     now = timezone.now()
-    models = [s.contender.name for s in battle.slots.select_related("contender").order_by("position")]
+    slots = list(battle.slots.select_related("contender").order_by("position"))
+    models = [s.contender.name for s in slots]
+    pair = {"contender_a": slots[0].contender, "contender_b": slots[1].contender} if battle.k == 2 else {}
     try:
         with transaction.atomic():
             vote = Vote.objects.create(
-                battle=battle, voter=voter, created=now, idempotency_key=idempotency_key,
+                battle=battle, voter=voter, created=now, idempotency_key=idempotency_key, anonymous=battle.anonymous,
+                **pair,
                 fingerprint=vote_fingerprint(vote_fingerprint_base(
                     voter_key=voter.key, models=models, verdict_key=choice.verdict_key(), created=now,
                     anonymous=battle.anonymous)),

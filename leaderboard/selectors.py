@@ -15,6 +15,7 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from arena.models import BattleSlot, Contender, Prompt, Vote, VoteKind
+from config.errors import ValidationFailed
 from leaderboard.ratings import STYLE_FEATURES, EloBattles, PairCounts, RankingCounts, style_counts, style_features
 
 from .config import LeaderboardConfig
@@ -27,7 +28,7 @@ def counted_votes(config: LeaderboardConfig) -> QuerySet[Vote]:
     """The votes a configuration counts (before tie handling, which the fit does)."""
     votes = Vote.objects.all()
     if not config.include_named:
-        votes = votes.filter(battle__anonymous=True)
+        votes = votes.filter(anonymous=True)
     if config.category:
         votes = votes.filter(battle__prompt__category=config.category)
     if config.language:
@@ -49,18 +50,9 @@ def _day_start(iso: str, *, next_day: bool = False) -> datetime:
 
 
 def _pairwise_rows(config: LeaderboardConfig) -> QuerySet:
-    """Pairwise votes with the contender in each position and the verdict the configuration fits."""
+    """Pairwise votes with the verdict the configuration fits (the vote carries its two contenders)."""
     verdict = KT(f"aspects__{config.aspect}") if config.aspect else F("outcome")
-    return (
-        counted_votes(config).filter(kind=VoteKind.PAIRWISE)
-        .annotate(
-            slot_a=FilteredRelation("battle__slots", condition=Q(battle__slots__position=0)),
-            slot_b=FilteredRelation("battle__slots", condition=Q(battle__slots__position=1)),
-            verdict=verdict,
-        )
-        # A named battle may show one model twice: it says nothing about ratings.
-        .exclude(slot_a__contender_id=F("slot_b__contender_id"))
-    )
+    return counted_votes(config).filter(kind=VoteKind.PAIRWISE).annotate(verdict=verdict)
 
 
 def _contender_names(ids: set[int]) -> dict[int, str]:
@@ -70,10 +62,11 @@ def _contender_names(ids: set[int]) -> dict[int, str]:
 def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
     """Pairwise votes as unique (A, B, outcome) rows with counts: one GROUP BY."""
     grouped = list(
-        _pairwise_rows(config).values_list("slot_a__contender_id", "slot_b__contender_id", "verdict")
+        _pairwise_rows(config).values_list("contender_a_id", "contender_b_id", "verdict")
         .annotate(n=Count("id")).order_by()
     )
-    grouped = [row for row in grouped if row[2] in OUTCOME_CODE]
+    # A named battle may show one model twice: it says nothing about ratings.
+    grouped = [row for row in grouped if row[2] in OUTCOME_CODE and row[0] != row[1]]
     if not grouped:
         return None
     names = _contender_names({r[0] for r in grouped} | {r[1] for r in grouped})
@@ -83,10 +76,13 @@ def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
 def pair_battles_with_style(config: LeaderboardConfig) -> PairCounts | None:
     """Per-battle pairwise rows with style covariates (length, headers, lists, bold) from the responses."""
     rows = list(
-        _pairwise_rows(config).values_list("slot_a__contender_id", "slot_b__contender_id", "verdict",
-                                           "slot_a__response", "slot_b__response").order_by("created", "id")
+        _pairwise_rows(config)
+        .annotate(slot_a=FilteredRelation("battle__slots", condition=Q(battle__slots__position=0)),
+                  slot_b=FilteredRelation("battle__slots", condition=Q(battle__slots__position=1)))
+        .values_list("contender_a_id", "contender_b_id", "verdict", "slot_a__response", "slot_b__response")
+        .order_by("created", "id")
     )
-    rows = [r for r in rows if r[2] in OUTCOME_CODE and (r[3] or r[4])]
+    rows = [r for r in rows if r[2] in OUTCOME_CODE and r[0] != r[1] and (r[3] or r[4])]
     if not rows:
         return None
     names = _contender_names({r[0] for r in rows} | {r[1] for r in rows})
@@ -95,21 +91,26 @@ def pair_battles_with_style(config: LeaderboardConfig) -> PairCounts | None:
     counts_a = np.array([style_counts(r[3]) for r in rows])
     counts_b = np.array([style_counts(r[4]) for r in rows])
     features = style_features(counts_a, counts_b)
+    # A feature that never varies among these battles (no answer used a header, say) has no identifiable
+    # coefficient: leave it out rather than refuse the whole fit.
+    varies = np.ptp(features, axis=0) > 0
+    if not varies.any():
+        raise ValidationFailed("no style feature varies among the selected battles", field="style_control")
+    features = features[:, varies]
     return PairCounts(
         models=models,
         a=np.array([index[names[r[0]]] for r in rows]), b=np.array([index[names[r[1]]] for r in rows]),
         outcome=np.array([OUTCOME_CODE[r[2]] for r in rows], dtype=np.int8), weight=np.ones(len(rows)),
-        features=features, feature_names=tuple(STYLE_FEATURES),
+        features=features, feature_names=tuple(n for n, keep in zip(STYLE_FEATURES, varies, strict=True) if keep),
     )
 
 
 def elo_battles(config: LeaderboardConfig) -> EloBattles | None:
     """Pairwise votes one by one in time order (online Elo depends on the order)."""
     rows = list(
-        _pairwise_rows(config).values_list("slot_a__contender_id", "slot_b__contender_id", "verdict")
-        .order_by("created", "id")
+        _pairwise_rows(config).values_list("contender_a_id", "contender_b_id", "verdict").order_by("created", "id")
     )
-    rows = [r for r in rows if r[2] in OUTCOME_CODE]
+    rows = [r for r in rows if r[2] in OUTCOME_CODE and r[0] != r[1]]
     if not rows:
         return None
     names = _contender_names({r[0] for r in rows} | {r[1] for r in rows})

@@ -1,8 +1,8 @@
 """Rules that span two tables, enforced by Postgres triggers.
 
 A CHECK constraint sees one row, so "a slot's position is below its battle's K", "only a named battle
-shows a model twice", and "a pairwise vote only on a K = 2 battle, cast by the voter it was served to"
-need triggers. They are statement-level triggers over the transition table of inserted rows: one join
+shows a model twice", "a pairwise vote only on a K = 2 battle, cast by the voter it was served to", and
+"a vote's copies of its battle's contenders and anonymity equal the battle's" need triggers. They are statement-level triggers over the transition table of inserted rows: one join
 per statement instead of one lookup per row, so a bulk COPY of a million battles stays fast.
 On SQLite (the demo) the services are the only guard; CI runs on Postgres, where these are the last
 line behind them.
@@ -37,10 +37,15 @@ DECLARE bad record;
 BEGIN
     SELECT n.kind, n.best_position, n.voter_id, b.k, b.voter_id AS battle_voter INTO bad
     FROM arena_new_votes n JOIN arena_battle b ON b.id = n.battle_id
+    LEFT JOIN arena_battleslot s0 ON s0.battle_id = n.battle_id AND s0.position = 0
+    LEFT JOIN arena_battleslot s1 ON s1.battle_id = n.battle_id AND s1.position = 1
     WHERE (n.kind = 'pairwise') <> (b.k = 2) OR n.best_position >= b.k OR n.voter_id <> b.voter_id
+       OR n.anonymous <> b.anonymous
+       OR (n.kind = 'pairwise' AND (n.contender_a_id IS DISTINCT FROM s0.contender_id
+                                    OR n.contender_b_id IS DISTINCT FROM s1.contender_id))
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'vote (kind %, best %, voter %) does not fit a battle of k % served to voter %',
+        RAISE EXCEPTION 'vote (kind %, best %, voter %) does not fit its battle (k %, voter %, its slots, anonymity)',
             bad.kind, bad.best_position, bad.voter_id, bad.k, bad.battle_voter
             USING ERRCODE = 'check_violation', CONSTRAINT = 'vote_fits_battle';
     END IF;

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 
 from ..fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
 from ..ids import uuid7
-from ..models import Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, Voter
+from ..models import Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, Voter, VoteKind
 from .formats import BattleRecord
 
 Progress = Callable[[int], None]
@@ -97,7 +97,7 @@ BATTLE_COLUMNS = ("id", "prompt_id", "k", "voter_id", "anonymous", "created", "r
 SLOT_COLUMNS = ("battle_id", "position", "contender_id", "sample", "response", "conversation", "token_count",
                 "latency_ms")
 VOTE_COLUMNS = ("battle_id", "voter_id", "created", "kind", "outcome", "best_position", "ranking", "aspects",
-                "rationale", "idempotency_key", "fingerprint")
+                "rationale", "idempotency_key", "fingerprint", "contender_a_id", "contender_b_id", "anonymous")
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,12 @@ class _Batch:
             yield (battle_id, self.voters[record.voter_key], record.created, fields["kind"], fields["outcome"],
                    fields["best_position"], json.dumps(fields["ranking"]) if fields["ranking"] is not None else None,
                    json.dumps(fields["aspects"]) if fields["aspects"] else "{}", fields["rationale"], None,
-                   fingerprint)
+                   fingerprint, *self._pair(record), record.anonymous)
+
+    def _pair(self, record: BattleRecord) -> tuple[int | None, int | None]:
+        if record.choice.kind != VoteKind.PAIRWISE:
+            return None, None
+        return self.contenders[record.models[0]], self.contenders[record.models[1]]
 
 
 def _copy(table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:

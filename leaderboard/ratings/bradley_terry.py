@@ -34,7 +34,7 @@ import numpy as np
 from ._numeric import log_sigmoid_pair, scatter_rows, sigmoid_pair
 from .data import TIE, PairCounts
 
-__all__ = ["TieMode", "PairwiseObjective", "expected_score", "pair_probabilities"]
+__all__ = ["PairwiseObjective", "TieMode", "expected_score", "pair_probabilities"]
 
 TieMode = Literal["half", "davidson", "rao-kupper"]
 TIE_MODES: tuple[str, ...] = ("half", "davidson", "rao-kupper")
@@ -153,6 +153,11 @@ class PairwiseObjective:
         self.models = pairs.models
         self.n_models = len(pairs.models)
         w = self._build_rows(data, style)
+        if style:
+            flat = [name for name, sd in zip(data.feature_names, self.x.std(axis=0), strict=True) if sd == 0]
+            if flat:
+                raise ValueError(f"style feature(s) {flat} are constant across battles, so their coefficient "
+                                 "is not identified; leave them out")
         if ties != "half" and w[:, TIE].sum() == 0:
             raise ValueError(f"ties={ties!r} needs ties in the data to fit the tie parameter; use ties='half'")
         self.feature_names: tuple[str, ...] = data.feature_names if style else ()
@@ -338,6 +343,28 @@ class PairwiseObjective:
             return scatter_rows(values, self.pa, m) - scatter_rows(values, self.pb, m)
         return self._segments[0].sum(values) - self._segments[1].sum(values)
 
+    def gradient_at(self, x: np.ndarray, weights: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Gradient (R, P) at one point ``x`` (P,) for a batch of weights.
+
+        At a fixed point the per-row derivatives are computed once and the gradient is linear in
+        the weights, so this costs a few multiply-adds per row instead of a full evaluation; the
+        bootstrap uses it for a cheap first (chord) step from the full-data fit.
+        """
+        units = self._units(x[None])
+        cd = sum(w * u for w, u in zip(weights, units["ud"], strict=True))
+        ce = sum(w * u for w, u in zip(weights, units["ue"], strict=True)) if self.n_eta else None
+        return self._gradient(cd, ce)
+
+    def _gradient(self, cd: np.ndarray, ce: np.ndarray | None) -> np.ndarray:
+        m, f = self.n_models, self.n_features
+        grad = np.zeros((cd.shape[0], self.n_params))
+        grad[:, :m] = -self._diff_scatter(cd)
+        if f:
+            grad[:, m: m + f] = -cd @ self.x
+        if self.n_eta:
+            grad[:, -1] = -ce.sum(axis=1)
+        return grad
+
     def _assemble(
         self,
         cd: np.ndarray,
@@ -352,12 +379,10 @@ class PairwiseObjective:
         ``hee`` = -d2l/deta2, each of shape (R, n) (summed over the outcomes of the row).
         """
         r, m, f, p = cd.shape[0], self.n_models, self.n_features, self.n_params
-        grad = np.zeros((r, p))
+        grad = self._gradient(cd, ce)
         hess = np.zeros((r, p, p))
-        grad[:, :m] = -self._diff_scatter(cd)
         self._theta_block(hess, hdd)
         if f:
-            grad[:, m: m + f] = -cd @ self.x
             hdx = hdd[:, :, None] * self.x[None]  # (R, n, F)
             for k in range(f):
                 col = self._diff_scatter(hdx[:, :, k])
@@ -365,7 +390,6 @@ class PairwiseObjective:
                 hess[:, m + k, :m] = col
             hess[:, m: m + f, m: m + f] = np.einsum("rnf,ng->rfg", hdx, self.x)
         if self.n_eta:
-            grad[:, -1] = -ce.sum(axis=1)
             col = self._diff_scatter(hde)
             hess[:, :m, -1] = col
             hess[:, -1, :m] = col

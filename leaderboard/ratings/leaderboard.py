@@ -191,13 +191,37 @@ def _assemble_rows(
     return rows
 
 
-def _tie_params(estimate: Estimate, ties: str, eta_low: float | None, eta_high: float | None) -> dict[str, object]:
-    if ties == "half":
-        return {"tie_parameter": None, "log_tie_parameter": None}
+def _tie_params(estimate: Estimate, extra_low: np.ndarray, extra_high: np.ndarray) -> dict[str, object]:
+    """Tie parameter (nu for Davidson, theta_RK for Rao-Kupper) with its interval; None for ties as 1/2."""
+    if "eta" not in estimate.extras:
+        return {"tie_parameter": None, "log_tie_parameter": None, "tie_parameter_ci": None}
     eta = estimate.extras["eta"]
     return {"tie_parameter": math.exp(eta), "log_tie_parameter": eta,
-            "tie_parameter_ci": [_json_float(math.exp(eta_low)) if eta_low is not None else None,
-                                 _json_float(math.exp(eta_high)) if eta_high is not None else None]}
+            "tie_parameter_ci": [_json_float(math.exp(extra_low[-1])), _json_float(math.exp(extra_high[-1]))]}
+
+
+def _finish(
+    estimate: Estimate, rating: np.ndarray, intervals: tuple[np.ndarray, ...], params: dict[str, object],
+    bayes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> LeaderboardFit:
+    """Rows, params and style coefficients shared by the BT / PL / bayes paths."""
+    objective = estimate.objective
+    low, high, extra_low, extra_high = intervals
+    votes = estimate.votes
+    params.update(
+        components=int(np.unique(estimate.components[votes > 0]).size),
+        unrated_models=[name for name, v in zip(objective.models, votes, strict=True) if v <= 0],
+        n_models=int((votes > 0).sum()), newton_iterations=estimate.n_iter,
+        n_observations=float(sum(float(c.sum()) for c in objective.cell_counts())),
+    )
+    params.update(_tie_params(estimate, extra_low, extra_high))
+    m = objective.n_models
+    names = getattr(objective, "feature_names", ())
+    style = [StyleCoefficient(name, float(estimate.x[m + k]), float(extra_low[k]), float(extra_high[k]))
+             for k, name in enumerate(names)]
+    rows = _assemble_rows(objective.models, votes, rating, low, high, bayes)
+    theta = rating_to_theta(rating if bayes is None else bayes[0])
+    return LeaderboardFit(rows, params, objective.models, theta, style)
 
 
 # ------------------------------------------------------------------------------------- methods
@@ -245,12 +269,6 @@ def _interval_frequentist(
     z = normal_quantile(0.5 + level / 2)
     extra_sd = np.sqrt(np.clip(np.diag(cov)[m:], 0.0, None))
     return rating - z * sd, rating + z * sd, estimate.x[m:] - z * extra_sd, estimate.x[m:] + z * extra_sd
-
-
-def _style_list(estimate: Estimate, names: tuple[str, ...], low: np.ndarray, high: np.ndarray) -> list[StyleCoefficient]:
-    m = estimate.objective.n_models
-    return [StyleCoefficient(name, float(estimate.x[m + k]), float(low[k]), float(high[k]))
-            for k, name in enumerate(names)]
 
 
 def leaderboard_fit(
@@ -343,35 +361,18 @@ def leaderboard_fit(
     objective = _build_objective(pairs, rankings, method=method, ties=ties, exclude_ties=exclude_ties,
                                  both_bad_as_tie=both_bad_as_tie, style_control=style_control)
     if method == "bayes":
-        return _fit_bayes(objective, ties=ties, level=level, anchor=anchor, prior_sd=prior_sd, rng=rng,
-                          params=params)
+        return _fit_bayes(objective, level=level, anchor=anchor, prior_sd=prior_sd, rng=rng, params=params)
     estimate = fit_objective(objective, l2=l2)
+    params["l2"] = l2
     anchor_i = _anchor_index(objective.models, estimate.votes, anchor)
-    low, high, extra_low, extra_high = _interval_frequentist(
-        estimate, ci=ci, bootstrap=bootstrap, level=level, anchor_i=anchor_i, rng=rng, workers=workers,
-        params=params)
-    rating = theta_to_rating(estimate.theta, estimate.components, anchor_i)
-    names = getattr(objective, "feature_names", ())
-    has_eta = ties != "half" and "eta" in objective.extra_names
-    params.update(_common_params(estimate, l2))
-    params.update(_tie_params(estimate, ties if has_eta else "half",
-                              float(extra_low[-1]) if has_eta else None, float(extra_high[-1]) if has_eta else None))
-    rows = _assemble_rows(objective.models, estimate.votes, rating, low, high)
-    return LeaderboardFit(rows, params, objective.models, rating_to_theta(rating),
-                          _style_list(estimate, names, extra_low, extra_high) if names else [])
-
-
-def _common_params(estimate: Estimate, l2: float) -> dict[str, object]:
-    votes = estimate.votes
-    unrated = [name for name, v in zip(estimate.objective.models, votes, strict=True) if v <= 0]
-    rated_components = np.unique(estimate.components[votes > 0]).size
-    return {"l2": l2, "components": int(rated_components), "unrated_models": unrated,
-            "n_models": int((votes > 0).sum()), "newton_iterations": estimate.n_iter}
+    intervals = _interval_frequentist(estimate, ci=ci, bootstrap=bootstrap, level=level, anchor_i=anchor_i,
+                                      rng=rng, workers=workers, params=params)
+    return _finish(estimate, theta_to_rating(estimate.theta, estimate.components, anchor_i), intervals, params)
 
 
 def _fit_bayes(
-    objective: RatingObjective, *, ties: str, level: float, anchor: str | None, prior_sd: float,
-    rng: np.random.Generator, params: dict[str, object],
+    objective: RatingObjective, *, level: float, anchor: str | None, prior_sd: float, rng: np.random.Generator,
+    params: dict[str, object],
 ) -> LeaderboardFit:
     post = laplace_posterior(objective, prior_sd)
     est = post.estimate
@@ -384,15 +385,9 @@ def _fit_bayes(
     rated = est.votes > 0
     p_best = np.zeros(m)
     p_best[rated] = probability_best(est.theta[rated], post.covariance[:m, :m][np.ix_(rated, rated)], rng)
-    rating = mu - 3.0 * sigma
     extra_sd = np.sqrt(np.clip(np.diag(post.covariance)[m:], 0.0, None))
-    extra_low, extra_high = est.x[m:] - z * extra_sd, est.x[m:] + z * extra_sd
-    names = getattr(objective, "feature_names", ())
-    has_eta = "eta" in objective.extra_names
-    params.update(_common_params(est, 0.0))
+    intervals = (mu - z * sigma, mu + z * sigma, est.x[m:] - z * extra_sd, est.x[m:] + z * extra_sd)
     params.update(prior_sd=prior_sd, conservative="mu - 3 sigma")
-    params.update(_tie_params(est, ties if has_eta else "half",
-                              float(extra_low[-1]) if has_eta else None, float(extra_high[-1]) if has_eta else None))
-    rows = _assemble_rows(objective.models, est.votes, rating, mu - z * sigma, mu + z * sigma, (mu, sigma, p_best))
-    return LeaderboardFit(rows, params, objective.models, rating_to_theta(mu),
-                          _style_list(est, names, extra_low, extra_high) if names else [])
+    # The leaderboard score is the conservative mu - 3 sigma (TrueSkill-style): a model needs both a
+    # high mean and enough votes to rank high.
+    return _finish(est, mu - 3.0 * sigma, intervals, params, (mu, sigma, p_best))

@@ -31,8 +31,10 @@ def battle_with_slots(voter, contenders, k=2, anonymous=True) -> Battle:
     return battle
 
 
-def vote_fields(**overrides):
-    return {"kind": "pairwise", "outcome": "a", "fingerprint": "f:0", **overrides}
+def vote_fields(contenders, **overrides):
+    """A valid pairwise vote on a battle made by battle_with_slots (contenders 0 and 1 in A and B)."""
+    return {"kind": "pairwise", "outcome": "a", "fingerprint": "f:0", "contender_a": contenders[0],
+            "contender_b": contenders[1], **overrides}
 
 
 @pytest.mark.parametrize("k", [0, 1, 7])
@@ -57,16 +59,16 @@ def test_slot_positions_and_contenders_are_unique_per_battle(voter, contenders):
 
 def test_one_vote_per_battle(voter, contenders):
     battle = battle_with_slots(voter, contenders)
-    Vote.objects.create(battle=battle, voter=voter, **vote_fields())
-    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(fingerprint="g:0")))
+    Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders))
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders, fingerprint="g:0")))
 
 
 def test_idempotency_keys_and_fingerprints_are_unique(voter, contenders):
     first, second = battle_with_slots(voter, contenders), battle_with_slots(voter, contenders)
-    Vote.objects.create(battle=first, voter=voter, idempotency_key="k", **vote_fields())
+    Vote.objects.create(battle=first, voter=voter, idempotency_key="k", **vote_fields(contenders))
     assert refused(lambda: Vote.objects.create(battle=second, voter=voter, idempotency_key="k",
-                                               **vote_fields(fingerprint="other:0")))
-    assert refused(lambda: Vote.objects.create(battle=second, voter=voter, **vote_fields()))
+                                               **vote_fields(contenders, fingerprint="other:0")))
+    assert refused(lambda: Vote.objects.create(battle=second, voter=voter, **vote_fields(contenders)))
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,17 @@ def test_idempotency_keys_and_fingerprints_are_unique(voter, contenders):
 )
 def test_vote_fields_must_match_the_kind(voter, contenders, fields):
     battle = battle_with_slots(voter, contenders)
-    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, fingerprint="f:0", **fields))
+    pair = {"contender_a": contenders[0], "contender_b": contenders[1]} if fields["kind"] == "pairwise" else {}
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, fingerprint="f:0", **pair, **fields))
+
+
+def test_only_pairwise_votes_carry_a_pair(voter, contenders):
+    pairwise, kwise = battle_with_slots(voter, contenders), battle_with_slots(voter, contenders, k=3)
+    assert refused(lambda: Vote.objects.create(battle=pairwise, voter=voter,
+                                               **vote_fields(contenders, contender_b=None)))
+    assert refused(lambda: Vote.objects.create(battle=kwise, voter=voter, kind="best_of_k", best_position=0,
+                                               contender_a=contenders[0], contender_b=contenders[1],
+                                               fingerprint="f:0"))
 
 
 def test_a_flagged_voter_needs_a_reason():
@@ -115,7 +127,7 @@ def test_postgres_refuses_a_repeated_model_in_an_anonymous_battle(voter, contend
 @pytest.mark.postgres
 def test_postgres_refuses_a_pairwise_vote_on_a_k3_battle(voter, contenders):
     battle = battle_with_slots(voter, contenders, k=3)
-    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields()))
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders)))
     assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, kind="best_of_k", best_position=3,
                                                fingerprint="f:0"))
     assert not refused(lambda: Vote.objects.create(battle=battle, voter=voter, kind="best_of_k", best_position=2,
@@ -133,4 +145,15 @@ def test_postgres_refuses_a_ranking_vote_on_a_pairwise_battle(voter, contenders)
 def test_postgres_refuses_a_vote_by_someone_else(voter, contenders):
     battle = battle_with_slots(voter, contenders)
     intruder = Voter.objects.create(key="anon:intruder")
-    assert refused(lambda: Vote.objects.create(battle=battle, voter=intruder, **vote_fields()))
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=intruder, **vote_fields(contenders)))
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_vote_whose_copies_disagree_with_its_battle(voter, contenders):
+    battle = battle_with_slots(voter, contenders)
+    swapped = vote_fields(contenders, contender_a=contenders[1], contender_b=contenders[0])
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **swapped))
+    outsider = vote_fields(contenders, contender_b=contenders[4])
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **outsider))
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, anonymous=False, **vote_fields(contenders)))
+    assert not refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders)))

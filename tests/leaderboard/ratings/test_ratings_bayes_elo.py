@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import names, simulate_pairs
+from ratings_support import names, simulate_pairs
 
 from leaderboard.ratings import (
     EloBattles,

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import names, simulate_pairs, standard_errors as _se
+from ratings_support import names, simulate_pairs
+from ratings_support import standard_errors as _se
 from scipy.optimize import minimize
 
 from leaderboard.ratings import ConvergenceError, PairCounts, PairwiseObjective, fit_objective, sandwich_covariance

@@ -114,12 +114,13 @@ def test_elo_battles_sorted_by_time_and_aggregated():
 
 
 def test_matrices():
-    pairs = PairCounts.from_records([("A", "B", 0, 3), ("B", "A", 0, 1), ("A", "B", 2, 2), ("A", "C", 1, 4)])
+    pairs = PairCounts.from_records([("A", "B", 0, 3), ("B", "A", 0, 1), ("A", "B", 2, 2), ("A", "C", 1, 4),
+                                     ("C", "A", 1, 1)])
     counts = battle_count_matrix(pairs)
-    np.testing.assert_array_equal(counts, [[0, 6, 4], [6, 0, 0], [4, 0, 0]])
+    np.testing.assert_array_equal(counts, [[0, 6, 5], [6, 0, 0], [5, 0, 0]])
     wr = win_rate_matrix(pairs)
     assert wr[0, 1] == pytest.approx((3 + 1) / 6) and wr[1, 0] == pytest.approx((1 + 1) / 6)
-    assert wr[0, 2] == 0.0 and wr[2, 0] == 1.0
+    assert wr[0, 2] == pytest.approx(0.2) and wr[2, 0] == pytest.approx(0.8)
     assert np.isnan(wr[1, 2]) and np.isnan(wr[0, 0])
     assert win_rate_matrix(pairs, exclude_ties=True)[0, 1] == pytest.approx(0.75)
     fit = leaderboard_fit(pairs, ci="sandwich")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import names, simulate_pairs
+from ratings_support import names, simulate_pairs
 
 from leaderboard.ratings import (
     PairCounts,

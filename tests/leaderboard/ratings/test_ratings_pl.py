@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import names, simulate_pairs, standard_errors
+from ratings_support import names, simulate_pairs, standard_errors
 
 from leaderboard.ratings import (
     MixedObjective,
@@ -23,7 +23,7 @@ def test_pl_on_pairs_equals_bradley_terry(rng):
     a, b, out = simulate_pairs(theta, 3000, rng)
     pairs = PairCounts.from_arrays(names(5), a, b, out)
     winner, loser = np.where(out == 0, a, b), np.where(out == 0, b, a)
-    rankings = RankingCounts.from_rankings(names(5), [[int(w), int(l)] for w, l in zip(winner, loser, strict=True)])
+    rankings = RankingCounts.from_rankings(names(5), [[int(w), int(lo)] for w, lo in zip(winner, loser, strict=True)])
     bt = fit_objective(PairwiseObjective(pairs))
     pl = fit_objective(RankingObjective(rankings))
     np.testing.assert_allclose(pl.theta, bt.theta, atol=1e-8)
@@ -76,7 +76,7 @@ def test_mixed_fit_equals_bt_when_rankings_are_pairs(rng):
     dec = out[1000:] < 2
     aa, bb, oo = a[1000:][dec], b[1000:][dec], out[1000:][dec]
     winner, loser = np.where(oo == 0, aa, bb), np.where(oo == 0, bb, aa)
-    rankings = RankingCounts.from_rankings(names(4), [[int(w), int(l)] for w, l in zip(winner, loser, strict=True)])
+    rankings = RankingCounts.from_rankings(names(4), [[int(w), int(lo)] for w, lo in zip(winner, loser, strict=True)])
     mixed = fit_objective(MixedObjective(PairwiseObjective(pairs), RankingObjective(rankings)))
     both = PairCounts.from_arrays(names(4), np.r_[a[:1000], aa], np.r_[b[:1000], bb], np.r_[out[:1000], oo])
     np.testing.assert_allclose(mixed.theta, fit_objective(PairwiseObjective(both)).theta, atol=1e-8)

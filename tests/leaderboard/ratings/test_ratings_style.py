@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import names, standard_errors
+from ratings_support import names, standard_errors
 
 from leaderboard.ratings import (
     STYLE_FEATURES,
@@ -68,7 +68,7 @@ def test_style_control_recovers_planted_theta_and_beta():
 
 
 def test_leaderboard_reports_style_coefficients_by_name():
-    theta, beta, pairs = _confounded(np.random.default_rng(12), n=8000)
+    _, beta, pairs = _confounded(np.random.default_rng(12), n=8000)
     for ci in ("sandwich", "bootstrap"):
         fit = leaderboard_fit(pairs, style_control=True, ci=ci, bootstrap=60)
         (coef,) = fit.style_coefficients

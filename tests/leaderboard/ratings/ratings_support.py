@@ -1,0 +1,36 @@
+"""Helpers shared by the ratings tests (imported by module name: pytest puts this folder on sys.path)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+REAL_FILE = Path(__file__).resolve().parents[4] / "shared" / "data" / "genai_arena_clean_battle_20240220.json"
+
+
+def simulate_pairs(
+    theta: np.ndarray, n: int, rng: np.random.Generator, *, nu: float = 0.0, both_bad: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random pairings with Davidson outcomes (nu = 0: plain BT, no ties)."""
+    m = theta.size
+    a = rng.integers(0, m, n)
+    b = (a + rng.integers(1, m, n)) % m
+    half = 0.5 * (theta[a] - theta[b])
+    denom = np.exp(half) + np.exp(-half) + nu
+    p_a, p_t = np.exp(half) / denom, nu / denom
+    u = rng.random(n)
+    out = np.where(u < p_a, 0, np.where(u < p_a + p_t, 2, 1))
+    out = np.where((out == 2) & (rng.random(n) < both_bad), 3, out)
+    return a, b, out
+
+
+def names(m: int) -> list[str]:
+    """Model names m00, m01, ..."""
+    return [f"m{i:02d}" for i in range(m)]
+
+
+def standard_errors(est) -> np.ndarray:
+    """Sandwich standard errors of the centred strengths of an Estimate."""
+    from leaderboard.ratings import sandwich_covariance
+
+    return np.sqrt(np.diag(sandwich_covariance(est)))[: est.objective.n_models]
