@@ -51,6 +51,14 @@ def _existing_fingerprints(fingerprints: list[str]) -> set[str]:
     if not Vote.objects.exists():
         return set()
     found: set[str] = set()
+    if connection.vendor == "postgresql":
+        # One array parameter per chunk: an IN list of 50,000 placeholders costs more to build than to run.
+        with connection.cursor() as cursor:
+            for start in range(0, len(fingerprints), 10 * CHUNK):
+                cursor.execute("SELECT fingerprint FROM arena_vote WHERE fingerprint = ANY(%s)",
+                               [fingerprints[start:start + 10 * CHUNK]])
+                found.update(row[0] for row in cursor.fetchall())
+        return found
     for start in range(0, len(fingerprints), CHUNK):
         chunk = fingerprints[start:start + CHUNK]
         found.update(Vote.objects.filter(fingerprint__in=chunk).values_list("fingerprint", flat=True))

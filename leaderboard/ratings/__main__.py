@@ -45,18 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _pairs_with_style(loaded: BattleFile) -> PairCounts:
-    import numpy as np
-
     from .style import STYLE_FEATURES, style_features
 
     x = style_features(loaded.style_a, loaded.style_b)
-    # A feature that never differs between the two answers (e.g. no markdown at all) has no
-    # identifiable coefficient: leave it out rather than fail.
-    keep = x.std(axis=0) > 0
-    for name in np.array(STYLE_FEATURES)[~keep]:
-        print(f"note: style feature {name!r} is constant in this file; left out", file=sys.stderr)
-    names = tuple(n for n, k in zip(STYLE_FEATURES, keep, strict=True) if k)
-    return loaded.battles.to_pair_counts(features=x[:, keep], feature_names=names)
+    return loaded.battles.to_pair_counts(features=x, feature_names=STYLE_FEATURES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    for name in fit.params.get("style_features_dropped", []):
+        print(f"note: style feature {name!r} is constant in this file; left out", file=sys.stderr)
     json.dump(fit.to_records(), sys.stdout, indent=1)
     sys.stdout.write("\n")
     return EXIT_OK

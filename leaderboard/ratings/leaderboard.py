@@ -172,6 +172,19 @@ def _build_objective(
     return MixedObjective(pair_obj, RankingObjective(rankings))
 
 
+def _drop_constant_features(pairs: PairCounts) -> tuple[PairCounts, list[str]]:
+    """Remove style columns that never vary (e.g. no markdown at all): their effect is not identified."""
+    keep = pairs.features.std(axis=0) > 0
+    if keep.all():
+        return pairs, []
+    names = [n for n, k in zip(pairs.feature_names, keep, strict=True) if k]
+    dropped = [n for n, k in zip(pairs.feature_names, keep, strict=True) if not k]
+    features = pairs.features[:, keep] if names else None
+    if features is None:
+        raise ValueError(f"every style feature is constant ({dropped}): nothing to control for")
+    return PairCounts(pairs.models, pairs.a, pairs.b, pairs.outcome, pairs.weight, features, tuple(names)), dropped
+
+
 def _assemble_rows(
     models: tuple[str, ...], votes: np.ndarray, rating: np.ndarray, low: np.ndarray, high: np.ndarray,
     bayes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -358,6 +371,9 @@ def leaderboard_fit(
                         level=level, anchor=anchor, k=elo_k, rng=rng, params=params)
     if pairs is None and battles is not None:
         pairs = battles.to_pair_counts()
+    if style_control and pairs is not None and pairs.features is not None:
+        pairs, dropped = _drop_constant_features(pairs)
+        params["style_features_dropped"] = dropped
     objective = _build_objective(pairs, rankings, method=method, ties=ties, exclude_ties=exclude_ties,
                                  both_bad_as_tie=both_bad_as_tie, style_control=style_control)
     if method == "bayes":

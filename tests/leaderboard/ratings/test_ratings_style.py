@@ -83,3 +83,14 @@ def test_style_control_needs_features(small_pairs):
     with pytest.raises(ValueError, match="features"):
         leaderboard_fit(pairs, style_control=True)
     assert STYLE_FEATURES == ("length", "headers", "lists", "bold")
+
+
+def test_constant_style_features_are_dropped_and_reported():
+    _, _, pairs = _confounded(np.random.default_rng(13), n=3000)
+    with_flat = PairCounts(pairs.models, pairs.a, pairs.b, pairs.outcome, pairs.weight,
+                           np.c_[pairs.features, np.zeros(pairs.a.size)], ("length", "bold"))
+    fit = leaderboard_fit(with_flat, style_control=True, ci="sandwich")
+    assert [c.name for c in fit.style_coefficients] == ["length"]
+    assert fit.params["style_features_dropped"] == ["bold"]
+    with pytest.raises(ValueError, match="constant across battles"):
+        PairwiseObjective(with_flat, style=True)
