@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Battle, BattleSlot, Contender, Prompt, Vote, VoteFlag, Voter
+from .models import Battle, BattleSlot, Contender, PoolResponse, Prompt, Vote, VoteFlag, Voter
 
 
 @admin.register(Contender)
@@ -72,3 +72,11 @@ class VoteFlagAdmin(admin.ModelAdmin):
     list_display = ["vote", "code", "reason", "created"]
     list_filter = ["code"]
     raw_id_fields = ["vote"]
+
+
+@admin.register(PoolResponse)
+class PoolResponseAdmin(admin.ModelAdmin):
+    list_display = ["contender", "prompt", "token_count"]
+    list_filter = ["contender"]
+    raw_id_fields = ["prompt"]
+    search_fields = ["text", "prompt__text"]

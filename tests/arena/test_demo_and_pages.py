@@ -73,3 +73,22 @@ def test_a_bad_boolean_in_the_environment_is_refused():
     result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True,
                             text=True, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert result.returncode != 0 and "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+@pytest.mark.parametrize("path", ["contender", "prompt", "voter", "battle", "vote", "voteflag", "poolresponse"])
+def test_every_arena_model_has_a_working_admin(admin_client, path):
+    seed()
+    listing = admin_client.get(f"/admin/arena/{path}/")
+    assert listing.status_code == 200
+    assert "Select" in listing.content.decode()
+
+
+def test_snapshots_are_in_the_admin_read_only(admin_client):
+    seed()
+    call_command("refit_leaderboard", stdout=StringIO())
+    from leaderboard.models import Snapshot
+
+    snapshot = Snapshot.objects.get()
+    page = admin_client.get(f"/admin/leaderboard/snapshot/{snapshot.id}/change/")
+    assert page.status_code == 200 and snapshot.data_hash in page.content.decode()
+    assert admin_client.get("/admin/leaderboard/snapshot/add/").status_code == 403
