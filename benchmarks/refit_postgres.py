@@ -70,8 +70,8 @@ def main() -> None:
     counted = time.perf_counter()
     leaderboard_fit(pairs, bootstrap=100)
     fitted = time.perf_counter()
-    print(f"in process: GROUP BY {aggregated - start:.2f} s ({len(pairs.weight):,} rows), count {counted - aggregated:.2f} s, "
-          f"fit {fitted - counted:.2f} s; {n_votes:,} votes; peak RSS "
+    print(f"in process: GROUP BY {aggregated - start:.2f} s ({len(pairs.weight):,} rows), "
+          f"count {counted - aggregated:.2f} s, fit {fitted - counted:.2f} s; {n_votes:,} votes; peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -59,6 +59,16 @@ def _contender_names(ids: set[int]) -> dict[int, str]:
     return dict(Contender.objects.filter(id__in=ids).values_list("id", "name"))
 
 
+def _per_battle_arrays(rows: list[tuple]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """(models, a, b, outcome) from rows that start with (contender_a_id, contender_b_id, verdict)."""
+    names = _contender_names({r[0] for r in rows} | {r[1] for r in rows})
+    models = tuple(sorted(set(names.values())))
+    index = {contender_id: models.index(name) for contender_id, name in names.items()}
+    a = np.array([index[r[0]] for r in rows], dtype=np.int64)
+    b = np.array([index[r[1]] for r in rows], dtype=np.int64)
+    return models, a, b, np.array([OUTCOME_CODE[r[2]] for r in rows], dtype=np.int8)
+
+
 def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
     """Pairwise votes as unique (A, B, outcome) rows with counts: one GROUP BY."""
     grouped = list(
@@ -85,9 +95,7 @@ def pair_battles_with_style(config: LeaderboardConfig) -> PairCounts | None:
     rows = [r for r in rows if r[2] in OUTCOME_CODE and r[0] != r[1] and (r[3] or r[4])]
     if not rows:
         return None
-    names = _contender_names({r[0] for r in rows} | {r[1] for r in rows})
-    models = tuple(sorted(set(names.values())))
-    index = {name: i for i, name in enumerate(models)}
+    models, a, b, outcome = _per_battle_arrays(rows)
     counts_a = np.array([style_counts(r[3]) for r in rows])
     counts_b = np.array([style_counts(r[4]) for r in rows])
     features = style_features(counts_a, counts_b)
@@ -98,10 +106,8 @@ def pair_battles_with_style(config: LeaderboardConfig) -> PairCounts | None:
         raise ValidationFailed("no style feature varies among the selected battles", field="style_control")
     features = features[:, varies]
     return PairCounts(
-        models=models,
-        a=np.array([index[names[r[0]]] for r in rows]), b=np.array([index[names[r[1]]] for r in rows]),
-        outcome=np.array([OUTCOME_CODE[r[2]] for r in rows], dtype=np.int8), weight=np.ones(len(rows)),
-        features=features, feature_names=tuple(n for n, keep in zip(STYLE_FEATURES, varies, strict=True) if keep),
+        models=models, a=a, b=b, outcome=outcome, weight=np.ones(len(rows)), features=features,
+        feature_names=tuple(n for n, keep in zip(STYLE_FEATURES, varies, strict=True) if keep),
     )
 
 
@@ -113,13 +119,7 @@ def elo_battles(config: LeaderboardConfig) -> EloBattles | None:
     rows = [r for r in rows if r[2] in OUTCOME_CODE and r[0] != r[1]]
     if not rows:
         return None
-    names = _contender_names({r[0] for r in rows} | {r[1] for r in rows})
-    models = tuple(sorted(set(names.values())))
-    index = {name: i for i, name in enumerate(models)}
-    return EloBattles.from_arrays(
-        models, np.array([index[names[r[0]]] for r in rows]), np.array([index[names[r[1]]] for r in rows]),
-        np.array([OUTCOME_CODE[r[2]] for r in rows]),
-    )
+    return EloBattles.from_arrays(*_per_battle_arrays(rows))
 
 
 def ranking_counts(config: LeaderboardConfig) -> RankingCounts | None:

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 
 from ..fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
 from ..ids import uuid7
-from ..models import Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, Voter, VoteKind
+from ..models import Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, VoteKind, Voter
 from .formats import BattleRecord
 
 Progress = Callable[[int], None]

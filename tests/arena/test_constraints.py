@@ -60,7 +60,8 @@ def test_slot_positions_and_contenders_are_unique_per_battle(voter, contenders):
 def test_one_vote_per_battle(voter, contenders):
     battle = battle_with_slots(voter, contenders)
     Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders))
-    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders, fingerprint="g:0")))
+    again = vote_fields(contenders, fingerprint="g:0")
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **again))
 
 
 def test_idempotency_keys_and_fingerprints_are_unique(voter, contenders):
