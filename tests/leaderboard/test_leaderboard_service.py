@@ -212,3 +212,37 @@ def test_a_vote_enqueues_one_refit_task(voter_api, make_battle, django_capture_o
         with django_capture_on_commit_callbacks(execute=True):
             voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"outcome": "a"}, format="json")
     assert DBTaskResult.objects.filter(task_path__endswith="refit_stale_leaderboards_task").count() == 1
+
+
+def _vote_many(voter_api, make_battle, verdicts: list[dict], prompt: str = "Write a haiku about rain.") -> None:
+    for body in verdicts:
+        battle = make_battle(voter_api, k=2, prompt=prompt)
+        assert voter_api.post(f"/api/v1/battles/{battle.id}/vote", body, format="json").status_code == 201
+
+
+def test_an_aspect_leaderboard_fits_the_aspect_verdicts(client, voter_api, make_battle):
+    """alpha wins 12 of 16 overall but loses 12 of 16 on style: the two leaderboards must disagree."""
+    for i in range(16):
+        battle = make_battle(voter_api, k=2)
+        alpha, other = ("a", "b") if battle.slots.get(position=0).contender.name == "alpha-7b" else ("b", "a")
+        body = {"outcome": alpha, "aspects": {"style": other}} if i < 12 else {"outcome": other,
+                                                                                "aspects": {"style": alpha}}
+        voter_api.post(f"/api/v1/battles/{battle.id}/vote", body, format="json")
+    overall = client.get("/api/v1/leaderboard", {"method": "bayes"}).json()
+    style = client.get("/api/v1/leaderboard", {"method": "bayes", "aspect": "style"}).json()
+    assert overall["snapshot"]["n_votes"] == style["snapshot"]["n_votes"] == 16
+    assert next(r for r in overall["rows"] if r["model"] == "alpha-7b")["mu"] > 1000
+    assert next(r for r in style["rows"] if r["model"] == "alpha-7b")["mu"] < 1000
+    assert client.get("/api/v1/leaderboard", {"aspect": "charm"}).status_code == 404
+
+
+def test_flagged_voters_and_categories_are_filters(client, voter_api, other_api, make_battle):
+    from arena.models import Voter
+
+    _vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 3, prompt="Poem please")
+    _vote_many(other_api, make_battle, [{"outcome": "tie"}] * 5, prompt="Prove it")
+    Voter.objects.filter(key=f"user:{other_api.user.pk}").update(flagged=True, flag_reason="bot-like timing")
+    assert client.get("/api/v1/leaderboard").json()["snapshot"]["n_votes"] == 8
+    assert client.get("/api/v1/leaderboard", {"exclude_flagged": "1"}).json()["snapshot"]["n_votes"] == 3
+    assert client.get("/api/v1/leaderboard", {"category": "poetry"}).json()["snapshot"]["n_votes"] == 8
+    assert client.get("/api/v1/leaderboard", {"category": "law"}).status_code == 404
