@@ -16,7 +16,7 @@ class Bar:
 
 def interval_bars(rows: Sequence[SnapshotRow], *, width: float = 220.0, pad: float = 6.0) -> list[Bar | None]:
     """One bar per row on a shared axis spanning every interval; None where a row has no interval."""
-    ends = [v for r in rows for v in (r.ci_low, r.ci_high, r.rating) if v is not None]
+    ends = [v for r in rows for v in (r.ci_low, r.ci_high, r.rating if r.mu is None else r.mu) if v is not None]
     if not ends:
         return [None for _ in rows]
     lo, hi = min(ends), max(ends)
@@ -25,8 +25,9 @@ def interval_bars(rows: Sequence[SnapshotRow], *, width: float = 220.0, pad: flo
     def x(value: float) -> float:
         return round(pad + (value - lo) / span * (width - 2 * pad), 1)
 
-    return [Bar(x(r.ci_low), x(r.ci_high), x(r.rating)) if r.ci_low is not None and r.ci_high is not None
-            else None for r in rows]
+    # Bayesian rows rate by the conservative mu - 3 sigma; their interval is around mu, so mark mu.
+    return [Bar(x(r.ci_low), x(r.ci_high), x(r.mu if r.mu is not None else r.rating))
+            if r.ci_low is not None and r.ci_high is not None else None for r in rows]
 
 
 def _color(p: float | None) -> str:

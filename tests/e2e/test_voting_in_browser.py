@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from arena.models import Contender, Vote
 
@@ -29,6 +30,9 @@ def page(monkeypatch):
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         yield browser.new_page()
         browser.close()
+        # With Playwright's loop running, Django keys connections by that context: the queries the test
+        # made opened a connection that Django's own teardown will not see. Close it here, inside.
+        connections.close_all()
 
 
 def test_a_visitor_votes_on_an_anonymous_battle_and_sees_the_names(live_server, page):
@@ -60,3 +64,4 @@ def test_the_leaderboard_page_renders_in_a_browser(live_server, page):
     page.click("text=Show")
     page.wait_for_url("**method=elo**")
     assert "· elo ·" in page.content()
+

@@ -112,3 +112,24 @@ def test_pl_rejects_non_half_ties_and_style():
         leaderboard_fit(pairs, rankings, method="pl", ties="davidson")
     with pytest.raises(ValueError, match="method='pl'"):
         leaderboard_fit(pairs, rankings, method="bt")
+
+
+def test_pl_bootstrap_and_sandwich_agree_on_mixed_data():
+    rng = np.random.default_rng(21)
+    theta = np.array([0.8, 0.3, 0.0, -0.4, -0.7])
+    rows = []
+    for _ in range(1500):
+        shown = rng.choice(5, 3, replace=False)
+        order = shown[np.argsort(-(theta[shown] + rng.gumbel(size=3)))]
+        rows.append([int(order[0]), order[1:].tolist()] if rng.random() < 0.5 else order.tolist())
+    rankings = RankingCounts.from_rankings(names(5), rows)
+    a, b, out = simulate_pairs(theta, 1500, rng, nu=0.4)
+    pairs = PairCounts.from_arrays(names(5), a, b, out)
+    boot = {r.model: r for r in leaderboard_fit(pairs, rankings, method="pl", bootstrap=300, seed=2).rows}
+    sand = {r.model: r for r in leaderboard_fit(pairs, rankings, method="pl", ci="sandwich").rows}
+    for name, row in sand.items():
+        assert boot[name].rating == pytest.approx(row.rating)
+        assert boot[name].ci_low < row.rating < boot[name].ci_high
+        assert boot[name].ci_high - boot[name].ci_low == pytest.approx(row.ci_high - row.ci_low, rel=0.2)
+    bayes = leaderboard_fit(pairs, rankings, method="bayes")
+    assert sum(r.p_best for r in bayes.rows) == pytest.approx(1.0)
