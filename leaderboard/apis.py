@@ -31,7 +31,8 @@ CONFIG_PARAMETERS = [
     OpenApiParameter("anchor", str), OpenApiParameter("category", str), OpenApiParameter("language", str),
     OpenApiParameter("date_from", str, description="YYYY-MM-DD, inclusive"),
     OpenApiParameter("date_to", str, description="YYYY-MM-DD, inclusive"),
-    OpenApiParameter("exclude_ties", bool), OpenApiParameter("exclude_flagged", bool),
+    OpenApiParameter("exclude_ties", bool), OpenApiParameter("exclude_both_bad", bool),
+    OpenApiParameter("exclude_flagged", bool),
     OpenApiParameter("include_named", bool), OpenApiParameter("aspect", str),
 ]
 

@@ -29,7 +29,8 @@ class LeaderboardConfig:
     language: str = ""
     date_from: str = ""  # ISO dates, inclusive
     date_to: str = ""
-    exclude_ties: bool = False
+    exclude_ties: bool = False  # drop ties and "both bad"
+    exclude_both_bad: bool = False  # drop only "both bad" (by default it counts as a tie)
     exclude_flagged: bool = False
     include_named: bool = False  # votes where the voter saw the names (FastChat's non-anony)
     aspect: str = ""  # fit the per-aspect verdicts instead of the overall one

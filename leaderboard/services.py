@@ -56,6 +56,7 @@ def _fit(config: LeaderboardConfig) -> tuple[LeaderboardFit, str, int, dict[str,
     try:
         fit = leaderboard_fit(
             pairs, rankings, method=config.method, ties=config.ties, exclude_ties=config.exclude_ties,
+            both_bad_as_tie=not config.exclude_both_bad,
             ci=config.ci, bootstrap=config.bootstrap, style_control=config.style_control,
             anchor=config.anchor or None, seed=config.seed, battles=battles,
         )

@@ -246,3 +246,11 @@ def test_flagged_voters_and_categories_are_filters(client, voter_api, other_api,
     assert client.get("/api/v1/leaderboard", {"exclude_flagged": "1"}).json()["snapshot"]["n_votes"] == 3
     assert client.get("/api/v1/leaderboard", {"category": "poetry"}).json()["snapshot"]["n_votes"] == 8
     assert client.get("/api/v1/leaderboard", {"category": "law"}).status_code == 404
+
+
+def test_both_bad_counts_as_a_tie_unless_excluded(client, real_votes):
+    with_both_bad = client.get("/api/v1/leaderboard", {"method": "bayes"}).json()
+    without = client.get("/api/v1/leaderboard", {"method": "bayes", "exclude_both_bad": "1"}).json()
+    anonymous = Vote.objects.filter(anonymous=True)
+    assert sum(r["votes"] for r in with_both_bad["rows"]) == 2 * anonymous.count()
+    assert sum(r["votes"] for r in without["rows"]) == 2 * anonymous.exclude(outcome="both_bad").count()
