@@ -20,16 +20,18 @@ def epoch_microseconds(moment: datetime) -> int:
 
 
 def vote_fingerprint_base(
-    *, voter_key: str, models: Sequence[str], verdict_key: str, created: datetime, anonymous: bool
+    *, voter_key: str, models: Sequence[str], verdict_key: str, created: datetime, anonymous: bool,
+    prompt_text: str = "",
 ) -> str:
     """Identity of a vote event, independent of database ids.
 
     Two votes share it only if the same voter gave the same verdict on the same models in the same
-    order at the same microsecond. Aspects and rationale are left out on purpose: formats that cannot
+    order at the same microsecond, on the same prompt (when known). Aspects and rationale are left out on purpose: formats that cannot
     carry them (FastChat) must still re-import onto the same vote.
     """
     payload = json.dumps(
-        [voter_key, list(models), verdict_key, epoch_microseconds(created), anonymous],
+        [voter_key, list(models), verdict_key, epoch_microseconds(created), anonymous,
+         prompt_sha256(prompt_text) if prompt_text else ""],
         separators=(",", ":"), ensure_ascii=False,
     )
     # 128 bits: collisions stay negligible at billions of votes, and a short key keeps the unique index small.

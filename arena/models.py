@@ -188,7 +188,8 @@ class Vote(models.Model):
         constraints = [
             # UniqueConstraint rather than unique=True: on Postgres the latter adds a second (LIKE) index
             # per column, which no query uses and every bulk import pays for.
-            models.UniqueConstraint(fields=["idempotency_key"], name="vote_unique_idempotency_key"),
+            # Keys are the client's: unique per voter, so one voter's key can never collide with another's.
+            models.UniqueConstraint(fields=["voter", "idempotency_key"], name="vote_unique_voter_idempotency_key"),
             models.UniqueConstraint(fields=["fingerprint"], name="vote_unique_fingerprint"),
             models.CheckConstraint(condition=Q(kind__in=VoteKind.values), name="vote_kind_valid"),
             models.CheckConstraint(

@@ -123,7 +123,7 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
 
     Returns ``(vote, created)``; ``created`` is False when the request replays an earlier one.
     """
-    if (done := Vote.objects.filter(idempotency_key=idempotency_key).first()) is not None:
+    if (done := Vote.objects.filter(voter=voter, idempotency_key=idempotency_key).first()) is not None:
         return _replay(done, battle_id=battle_id, voter=voter, choice=choice), False
     battle = battle_get_for_vote(battle_id=battle_id, voter=voter)
     # Another request may have voted while we waited for the lock: read again under it.
@@ -138,6 +138,10 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     slots = list(battle.slots.select_related("contender").order_by("position"))
     models = [s.contender.name for s in slots]
     pair = {"contender_a": slots[0].contender, "contender_b": slots[1].contender} if battle.k == 2 else {}
+    # The battle is marked voted first: the database accepts a vote only on a voted battle.
+    battle.status = BattleStatus.VOTED
+    battle.revealed_at = now
+    battle.save(update_fields=["status", "revealed_at"])
     try:
         with transaction.atomic():
             vote = Vote.objects.create(
@@ -145,15 +149,12 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
                 **pair,
                 fingerprint=vote_fingerprint(vote_fingerprint_base(
                     voter_key=voter.key, models=models, verdict_key=choice.verdict_key(), created=now,
-                    anonymous=battle.anonymous)),
+                    anonymous=battle.anonymous, prompt_text=battle.prompt.text if battle.prompt else "")),
                 **choice.as_fields(),
             )
     except IntegrityError as exc:  # the constraint is the last line if two writers slipped past the lock
         logger.warning("vote on %s refused by the database: %s", battle_id, exc)
         raise BattleAlreadyVoted("this battle already has a vote") from exc
-    battle.status = BattleStatus.VOTED
-    battle.revealed_at = now
-    battle.save(update_fields=["status", "revealed_at"])
     transaction.on_commit(leaderboard_refit_soon)
     return vote, True
 

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 
 from ..fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
 from ..ids import uuid7
-from ..models import Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, VoteKind, Voter
+from ..models import MAX_K, MIN_K, Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, VoteKind, Voter
 from .formats import BattleRecord
 
 Progress = Callable[[int], None]
@@ -41,7 +41,8 @@ def record_fingerprints(records: Sequence[BattleRecord]) -> list[str]:
         if verdict is None:
             verdict = verdicts[id(record.choice)] = record.choice.verdict_key()
         base = vote_fingerprint_base(voter_key=record.voter_key, models=record.models, verdict_key=verdict,
-                                     created=record.created, anonymous=record.anonymous)
+                                     created=record.created, anonymous=record.anonymous,
+                                     prompt_text=record.prompt_text)
         fingerprints.append(vote_fingerprint(base, seen[base]))
         seen[base] += 1
     return fingerprints
@@ -159,22 +160,52 @@ def _skip_per_row_triggers(*, contender_ids: list[int], voter_ids: list[int], pr
 
     Foreign-key checks run as one trigger per inserted row (six million for a million battles) and
     dominate a bulk load. Instead: take the same FOR KEY SHARE locks that those checks take, once per
-    referenced row, so nothing we point at can vanish before commit; the battle rows we point at are
-    our own. The cross-table rules of migration 0002 hold by construction here (K = number of models,
-    positions 0..K-1, repeats only in named battles, kind from K, vote by the battle's voter), all
-    checked by the readers. Without the privilege the import runs with every trigger, only slower.
+    referenced row, and check that every one is still there, so nothing we point at can vanish before
+    commit; the battle rows we point at are our own. The cross-table rules of migration 0002 hold by
+    construction (K = number of models, positions 0..K-1, repeats only in named battles, kind from K,
+    vote by the battle's voter, the vote's copies from the same record): ``_check_records`` has just
+    checked every record. The caller turns the triggers back on (``_restore_triggers``) right after its
+    COPYs, so the rest of an enclosing transaction runs with every check. Without the privilege the
+    import runs with every trigger, only slower.
     """
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a refusal leaves us usable
-            cursor.execute("SET LOCAL session_replication_role = replica")
-    except DatabaseError:
-        return False
     with connection.cursor() as cursor:
         for table, ids in (("arena_contender", contender_ids), ("arena_voter", voter_ids),
                            ("arena_prompt", prompt_ids)):
             cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE id = ANY(%s) FOR KEY SHARE) AS t",
                            [ids])
+            if cursor.fetchone()[0] != len(set(ids)):
+                raise ImportConflict(f"rows of {table} this import refers to were deleted meanwhile; try again")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a refusal leaves us usable
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    except DatabaseError:
+        return False
     return True
+
+
+def _restore_triggers() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+class ImportConflict(Exception):
+    """The database changed under the import in a way that would break its references."""
+
+
+def _check_records(records: Sequence[BattleRecord]) -> None:
+    """The rules the database triggers enforce, checked here for any caller (readers check them too)."""
+    for index, r in enumerate(records):
+        k = len(r.models)
+        if not MIN_K <= k <= MAX_K:
+            raise ValueError(f"record {index}: {k} models; a battle shows {MIN_K} to {MAX_K}")
+        if r.anonymous and len(set(r.models)) != k:
+            raise ValueError(f"record {index}: an anonymous battle shows each model once")
+        if (r.choice.kind == VoteKind.PAIRWISE) != (k == 2):
+            raise ValueError(f"record {index}: a {r.choice.kind} vote does not fit a battle of {k}")
+        if r.choice.best_position is not None and r.choice.best_position >= k:
+            raise ValueError(f"record {index}: best position {r.choice.best_position} of {k}")
+        if r.choice.ranking is not None and sorted(p for g in r.choice.ranking for p in g) != list(range(k)):
+            raise ValueError(f"record {index}: the ranking must name every position once")
 
 
 def _write_postgres(batch: _Batch) -> None:
@@ -197,22 +228,29 @@ def _write_orm(batch: _Batch) -> None:
 @transaction.atomic
 def battles_import(*, records: Sequence[BattleRecord], batch_size: int = 100_000,
                    progress: Progress | None = None) -> ImportReport:
-    """Store every record not already in the database; a second import of the same file adds nothing."""
+    """Store every record not already in the database; a second import of the same file adds nothing.
+
+    Raises ValueError for a record that breaks the data model, ImportConflict if referenced rows
+    vanish meanwhile; either way nothing is written.
+    """
+    _check_records(records)
     fingerprints = record_fingerprints(records)
     existing = _existing_fingerprints(fingerprints)
     new = [(r, f) for r, f in zip(records, fingerprints, strict=True) if f not in existing]
     contenders, contenders_created = _ensure_contenders({m for r, _ in new for m in r.models})
     voters = _ensure_voters({r.voter_key for r, _ in new})
     prompts = _ensure_prompts(r for r, _ in new)
-    write = _write_orm
+    write, skipped = _write_orm, False
     if connection.vendor == "postgresql":
         write = _write_postgres
-        _skip_per_row_triggers(contender_ids=list(contenders.values()), voter_ids=list(voters.values()),
-                               prompt_ids=list(prompts.values()))
+        skipped = _skip_per_row_triggers(contender_ids=list(contenders.values()), voter_ids=list(voters.values()),
+                                         prompt_ids=list(prompts.values()))
     for start in range(0, len(new), batch_size):
         items = new[start:start + batch_size]
         write(_Batch(items, [uuid7() for _ in items], contenders, voters, prompts))
         if progress is not None:
             progress(len(items))
+    if skipped:
+        _restore_triggers()
     return ImportReport(rows=len(records), added=len(new), already_present=len(records) - len(new),
                         contenders_created=contenders_created)

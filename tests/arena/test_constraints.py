@@ -25,7 +25,10 @@ def refused(create) -> bool:
 
 
 def battle_with_slots(voter, contenders, k=2, anonymous=True) -> Battle:
-    battle = Battle.objects.create(k=k, voter=voter, anonymous=anonymous)
+    """A battle ready to take a vote row: marked voted (the database accepts votes only on those)."""
+    from django.utils import timezone
+
+    battle = Battle.objects.create(k=k, voter=voter, anonymous=anonymous, status="voted", revealed_at=timezone.now())
     for p in range(k):
         BattleSlot.objects.create(battle=battle, position=p, contender=contenders[p])
     return battle
@@ -158,3 +161,32 @@ def test_postgres_refuses_a_vote_whose_copies_disagree_with_its_battle(voter, co
     assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **outsider))
     assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, anonymous=False, **vote_fields(contenders)))
     assert not refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders)))
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_vote_on_a_battle_not_marked_voted(voter, contenders):
+    battle = battle_with_slots(voter, contenders)
+    Battle.objects.filter(id=battle.id).update(status="open", revealed_at=None)
+    assert refused(lambda: Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders)))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", [
+    {"anonymous": False}, {"status": "open", "revealed_at": None}, {"k": 3}, {"voter_id": "other"},
+])
+def test_postgres_freezes_a_voted_battle(voter, contenders, change):
+    battle = battle_with_slots(voter, contenders)
+    Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders))
+    if change.get("voter_id") == "other":
+        change = {"voter_id": Voter.objects.create(key="anon:other").id}
+    assert refused(lambda: Battle.objects.filter(id=battle.id).update(**change))
+
+
+@pytest.mark.postgres
+def test_postgres_freezes_the_slots_of_a_voted_battle(voter, contenders):
+    battle = battle_with_slots(voter, contenders)
+    Vote.objects.create(battle=battle, voter=voter, **vote_fields(contenders))
+    assert refused(lambda: BattleSlot.objects.filter(battle=battle, position=0).update(contender=contenders[3]))
+    assert refused(lambda: BattleSlot.objects.filter(battle=battle).delete())
+    unvoted = battle_with_slots(voter, contenders)
+    assert not refused(lambda: BattleSlot.objects.filter(battle=unvoted, position=0).update(response="edited"))

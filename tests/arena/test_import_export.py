@@ -184,3 +184,28 @@ def test_conversations_become_prompt_and_responses(tmp_path):
     exported = tmp_path / "out.json"
     run("export_votes", "--format", "fastchat", "--output", str(exported))
     assert json.loads(exported.read_text()) == [row]
+
+
+@pytest.mark.postgres
+def test_an_import_inside_a_transaction_turns_the_triggers_back_on(tmp_path):
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        run("import_battles", write(tmp_path, "ok.json", json.dumps([GOOD])))
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW session_replication_role")
+            assert cursor.fetchone()[0] == "origin"
+
+
+def test_the_importer_refuses_records_that_break_the_model_from_any_caller():
+    from datetime import UTC, datetime
+
+    from arena.choices import VoteChoice
+    from arena.transfer.formats import BattleRecord
+    from arena.transfer.importer import battles_import
+
+    bad = BattleRecord(models=("m1", "m2", "m3"), choice=VoteChoice("pairwise", outcome="a"), voter_key="v",
+                       created=datetime(2024, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="record 0: a pairwise vote does not fit a battle of 3"):
+        battles_import(records=[bad])
+    assert db_state() == (0, 0, 0, 0, 0)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from arena.transfer.formats import FORMATS, RowError, read_records
-from arena.transfer.importer import battles_import
+from arena.transfer.importer import ImportConflict, battles_import
 
 
 class Command(BaseCommand):
@@ -38,7 +38,10 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{file}: cannot read ({exc}); nothing was imported") from None
         with tqdm(total=len(records), desc="writing", unit=" battles", disable=not show) as bar:
-            report = battles_import(records=records, batch_size=batch_size, progress=bar.update)
+            try:
+                report = battles_import(records=records, batch_size=batch_size, progress=bar.update)
+            except (ValueError, ImportConflict) as exc:
+                raise CommandError(f"{file}: {exc}; nothing was imported") from None
         self.stdout.write(
             f"{report.rows} rows read: {report.added} battles added, {report.already_present} already present, "
             f"{report.contenders_created} new contenders"
