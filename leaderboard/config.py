@@ -41,13 +41,15 @@ class LeaderboardConfig:
         self._check("ci", self.ci in CIS, f"one of {', '.join(CIS)}")
         self._check("bootstrap", 0 <= self.bootstrap <= MAX_BOOTSTRAP, f"between 0 and {MAX_BOOTSTRAP}")
         self._check("ties", self.method != "pl" or self.ties == "half", "half for Plackett-Luce")
+        self._check("seed", 0 <= self.seed < 2**32, "between 0 and 2**32 - 1")
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
             if value:
                 try:
-                    date.fromisoformat(value)
+                    day = date.fromisoformat(value)
                 except ValueError:
                     raise ValidationFailed("must be a date YYYY-MM-DD", field=name) from None
+                self._check(name, date(1970, 1, 1) <= day < date(9999, 12, 31), "between 1970 and 9998")
 
     @staticmethod
     def _check(field_name: str, ok: bool, expected: str) -> None:

@@ -47,6 +47,7 @@ class Snapshot(models.Model):
 class SnapshotRow(models.Model):
     snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="rows")
     contender = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="snapshot_rows")
+    model = models.CharField(max_length=200, help_text="The contender's name when fitted (a snapshot is a record).")
     rating = models.FloatField()
     ci_low = models.FloatField(null=True)
     ci_high = models.FloatField(null=True)

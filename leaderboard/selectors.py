@@ -41,6 +41,8 @@ def counted_votes(config: LeaderboardConfig) -> QuerySet[Vote]:
         votes = votes.filter(voter__flagged=False).exclude(flags__isnull=False)
     if config.aspect:
         votes = votes.filter(aspects__has_key=config.aspect)
+    if config.method in ("bt", "elo"):  # pairwise models: K-wise votes are not part of their data
+        votes = votes.filter(kind=VoteKind.PAIRWISE)
     return votes
 
 

@@ -47,6 +47,9 @@ def _fit(config: LeaderboardConfig) -> tuple[LeaderboardFit, str, int, dict[str,
     """Read the counted votes, fit, and return the fit, the data hash, the vote count and the matrices."""
     if config.style_control and config.method not in ("bt", "bayes"):
         raise ValidationFailed("style control needs method bt or bayes", field="style_control")
+    # Counted before the data is read: a vote arriving meanwhile makes the snapshot look stale (and so
+    # refitted soon) rather than look as if it were included.
+    n_votes = selectors.counted_votes(config).count()
     battles = selectors.elo_battles(config) if config.method == "elo" else None
     pairs = selectors.pair_battles_with_style(config) if config.style_control else selectors.pair_counts(config)
     rankings = selectors.ranking_counts(config) if config.method in ("pl", "bayes") else None
@@ -63,15 +66,18 @@ def _fit(config: LeaderboardConfig) -> tuple[LeaderboardFit, str, int, dict[str,
     except ConvergenceError as exc:
         raise FitFailed(f"the fit did not converge: {exc}") from exc
     except ValueError as exc:  # e.g. an anchor that is not among the models
-        raise ValidationFailed(str(exc), field="anchor" if config.anchor and "anchor" in str(exc) else "method") \
+        raise ValidationFailed(str(exc), field="anchor" if config.anchor and config.anchor in str(exc) else None) \
             from exc
-    # The votes the filters select (what staleness is measured against), not the fitted weight.
-    n_votes = selectors.counted_votes(config).count()
     matrices: dict[str, list] = {}
     if pairs is not None and pairs.models == fit.models:
         matrices = {"count": _matrix(battle_count_matrix(pairs)), "winrate": _matrix(win_rate_matrix(pairs)),
                     "predicted": _matrix(predicted_win_matrix(fit))}
     return fit, selectors.data_hash(pairs, rankings, battles), n_votes, matrices
+
+
+def leaderboard_refit_if_stale(*, config: LeaderboardConfig) -> Snapshot | None:
+    """Refit ``config`` unless a fresh snapshot exists (several readers may have enqueued the same)."""
+    return leaderboard_refit(config=config) if leaderboard_is_stale(config=config) else None
 
 
 @transaction.atomic
@@ -87,7 +93,7 @@ def leaderboard_refit(*, config: LeaderboardConfig) -> Snapshot:
                             for c in fit.style_coefficients],
     )
     SnapshotRow.objects.bulk_create(
-        SnapshotRow(snapshot=snapshot, contender_id=contenders[r.model], rating=r.rating, ci_low=_finite(r.ci_low),
+        SnapshotRow(snapshot=snapshot, contender_id=contenders[r.model], model=r.model, rating=r.rating, ci_low=_finite(r.ci_low),
                     ci_high=_finite(r.ci_high), rank=r.rank, rank_ub=r.rank_ub, votes=r.votes, mu=r.mu,
                     sigma=r.sigma, p_best=r.p_best)
         for r in fit.rows
@@ -116,14 +122,21 @@ def _jsonable(value: object) -> object:
 
 
 def leaderboard_current(*, config: LeaderboardConfig) -> Snapshot:
-    """The latest snapshot of ``config``, fitting one now if there is none yet."""
+    """The latest snapshot of ``config``: fitted now if there is none, else served and refitted in the
+    background when stale (a reader never waits for a refit of data it already has a fit of)."""
     snapshot = selectors.snapshot_latest(config)
-    return snapshot if snapshot is not None else leaderboard_refit(config=config)
+    if snapshot is None:
+        return leaderboard_refit(config=config)
+    if leaderboard_is_stale(config=config, snapshot=snapshot):
+        from .tasks import refit_leaderboard_task
+
+        refit_leaderboard_task.enqueue(config.as_dict())
+    return snapshot
 
 
-def leaderboard_is_stale(*, config: LeaderboardConfig) -> bool:
+def leaderboard_is_stale(*, config: LeaderboardConfig, snapshot: Snapshot | None = None) -> bool:
     """Stale when N new votes arrived since the snapshot, or T minutes passed and any vote arrived."""
-    snapshot = selectors.snapshot_latest(config)
+    snapshot = snapshot or selectors.snapshot_latest(config)
     if snapshot is None:
         return True
     total = selectors.counted_votes(config).count()

@@ -1,10 +1,15 @@
 """Background refits, run by `manage.py db_worker` on any host that reaches the database."""
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.core.cache import cache
+from django.utils import timezone
 from django_tasks import task
 
-from .services import refit_stale_leaderboards
+from .config import LeaderboardConfig
+from .services import leaderboard_refit_if_stale, refit_stale_leaderboards
 
 DEBOUNCE_KEY = "leaderboard:refit-enqueued"
 DEBOUNCE_SECONDS = 30
@@ -16,12 +21,21 @@ def refit_stale_leaderboards_task() -> list[int]:
     return [snapshot.id for snapshot in refit_stale_leaderboards()]
 
 
-def leaderboard_refit_soon() -> bool:
-    """Called after a vote commits: enqueue one refit check, at most once per DEBOUNCE_SECONDS.
+@task()
+def refit_leaderboard_task(config: dict[str, Any]) -> int | None:
+    """Refit one configuration (a reader found its snapshot stale); None if another run already did."""
+    snapshot = leaderboard_refit_if_stale(config=LeaderboardConfig(**config))
+    return snapshot.id if snapshot is not None else None
 
-    The task itself decides whether anything is stale, so a burst of votes costs one queued row.
+
+def leaderboard_refit_soon() -> bool:
+    """Called after a vote commits: at most one refit check per DEBOUNCE_SECONDS window.
+
+    The check is scheduled for the end of the window, so it sees every vote of a burst; the task
+    itself decides whether anything is stale.
     """
     if not cache.add(DEBOUNCE_KEY, 1, timeout=DEBOUNCE_SECONDS):
         return False
-    refit_stale_leaderboards_task.enqueue()
+    run_after = timezone.now() + timedelta(seconds=DEBOUNCE_SECONDS)
+    refit_stale_leaderboards_task.using(run_after=run_after).enqueue()
     return True

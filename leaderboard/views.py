@@ -23,7 +23,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         context.update(config=LeaderboardConfig(), error=exc.message, field=exc.field)
         return render(request, "leaderboard/leaderboard.html", context, status=exc.status)
     rows = sorted(snapshot.rows.all(), key=lambda r: (r.rank, -r.rating))
-    order = [r.contender.name for r in rows]
+    order = [r.model for r in rows]
     matrix = snapshot.matrices.get("winrate")
     context.update(
         config=config, snapshot=snapshot,

@@ -79,7 +79,7 @@ def test_a_bad_refit_option_is_a_cli_error():
     [({"method": "trueskill"}, "method"), ({"ties": "maybe"}, "ties"), ({"bootstrap": "many"}, "bootstrap"),
      ({"bootstrap": "5000"}, "bootstrap"), ({"date_from": "yesterday"}, "date_from"),
      ({"method": "pl", "ties": "davidson"}, "ties"), ({"style_control": "perhaps"}, "style_control"),
-     ({"format": "xml"}, "format")],
+     ({"format": "xml"}, "format"), ({"date_to": "9999-12-31"}, "date_to"), ({"seed": "-1"}, "seed")],
 )
 def test_bad_leaderboard_parameters_are_400_naming_the_field(client, real_votes, query, field):
     response = client.get("/api/v1/leaderboard", query)
@@ -254,3 +254,51 @@ def test_both_bad_counts_as_a_tie_unless_excluded(client, real_votes):
     anonymous = Vote.objects.filter(anonymous=True)
     assert sum(r["votes"] for r in with_both_bad["rows"]) == 2 * anonymous.count()
     assert sum(r["votes"] for r in without["rows"]) == 2 * anonymous.exclude(outcome="both_bad").count()
+
+
+def test_bootstrap_zero_and_seed_zero_are_kept_by_the_command(real_votes):
+    call_command("refit_leaderboard", "--ci", "sandwich", "--bootstrap", "0", "--seed", "0", stdout=StringIO())
+    assert Snapshot.objects.get().config["bootstrap"] == 0
+
+
+def test_contender_edits_change_the_etag_and_renames_keep_the_fitted_name(client, real_votes):
+    from arena.models import Contender
+
+    first = client.get("/api/v1/leaderboard")
+    Contender.objects.filter(name="imagenhub_SDXL_generation").update(organization="Stability AI")
+    second = client.get("/api/v1/leaderboard", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert second.status_code == 200 and second["ETag"] != first["ETag"]
+    assert "Stability AI" in second.content.decode()
+    Contender.objects.filter(name="imagenhub_SDXL_generation").update(name="sdxl-renamed")
+    page = client.get("/leaderboard")
+    assert page.status_code == 200 and "imagenhub_SDXL_generation" in page.content.decode()
+
+
+@override_settings(LEADERBOARD_REFIT_VOTES=2)
+def test_a_stale_custom_leaderboard_is_served_and_refitted_in_the_background(client, voter_api, make_battle):
+    from django_tasks_db.models import DBTaskResult
+
+    _vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 2)
+    first = client.get("/api/v1/leaderboard", {"category": "poetry"}).json()
+    _vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 2)
+    again = client.get("/api/v1/leaderboard", {"category": "poetry"}).json()
+    assert again["snapshot"]["id"] == first["snapshot"]["id"]  # served at once, not refitted in the request
+    queued = DBTaskResult.objects.filter(task_path__endswith="refit_leaderboard_task")
+    assert queued.count() == 1 and queued.get().args_kwargs["args"][0]["category"] == "poetry"
+    from leaderboard.tasks import refit_leaderboard_task
+
+    refit_leaderboard_task.call(queued.get().args_kwargs["args"][0])
+    assert client.get("/api/v1/leaderboard", {"category": "poetry"}).json()["snapshot"]["n_votes"] == 4
+
+
+def test_the_refit_check_runs_at_the_end_of_the_debounce_window(voter_api, make_battle,
+                                                                   django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+    from django_tasks_db.models import DBTaskResult
+
+    cache.clear()
+    battle = make_battle(voter_api)
+    with django_capture_on_commit_callbacks(execute=True):
+        voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"outcome": "a"}, format="json")
+    task = DBTaskResult.objects.get(task_path__endswith="refit_stale_leaderboards_task")
+    assert task.run_after is not None and (task.run_after - task.enqueued_at).total_seconds() >= 29

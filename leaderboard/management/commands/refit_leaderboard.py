@@ -26,7 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             configs = list(DEFAULT_CONFIGS) if options["defaults"] else [LeaderboardConfig.from_query(
-                {f.name: options[f.name] for f in fields(LeaderboardConfig) if options[f.name] not in (None, False)})]
+                {f.name: options[f.name] for f in fields(LeaderboardConfig)
+                 if options[f.name] is not None and options[f.name] is not False})]
             for config in configs:
                 snapshot = leaderboard_refit(config=config)
                 top = snapshot.rows.select_related("contender").order_by("rank").first()
