@@ -6,17 +6,23 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ValidationFailed
+from config.errors import NotFound, ValidationFailed
 
 from .choices import VoteChoice
-from .identity import voter_from_request
+from .identity import voter_for_read, voter_from_request
 from .models import MAX_K, MIN_K, Battle, BattleStatus, Outcome
 from .selectors import battle_get_for_voter, contender_list
 from .services import SlotInput, battle_create, vote_record
@@ -86,6 +92,7 @@ def battle_body(battle: Battle) -> dict[str, Any]:
 
 
 class ContenderListApi(APIView):
+    @extend_schema_serializer(component_name="ContenderListItem")
     class OutputSerializer(ContenderOutput):
         family = serializers.CharField()
         active = serializers.BooleanField()
@@ -100,7 +107,9 @@ class BattleCreateApi(APIView):
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema_serializer(component_name="BattleCreateInput")
     class InputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="BattleSlotInput")
         class SlotInputSerializer(serializers.Serializer):
             contender = serializers.CharField(max_length=200)
             response = serializers.CharField(allow_blank=True, max_length=200_000)
@@ -128,14 +137,18 @@ class BattleCreateApi(APIView):
 
 
 class BattleDetailApi(APIView):
-    @extend_schema(responses=RevealedBattleOutput, operation_id="battles_retrieve",
-                   description="Anonymous (no contender fields) until voted; revealed afterwards.")
+    @extend_schema(responses=PolymorphicProxySerializer(
+                       component_name="Battle", serializers=[AnonymousBattleOutput, RevealedBattleOutput],
+                       resource_type_field_name=None),
+                   operation_id="battles_retrieve",
+                   description="Anonymous (position, label, response only) until voted; revealed afterwards.")
     def get(self, request: Request, battle_id: UUID) -> Response:
-        battle = battle_get_for_voter(battle_id=battle_id, voter=voter_from_request(request))
+        battle = battle_get_for_voter(battle_id=battle_id, voter=voter_for_read(request))
         return Response(battle_body(battle))
 
 
 class BattleVoteApi(APIView):
+    @extend_schema_serializer(component_name="VoteInput")
     class InputSerializer(serializers.Serializer):
         outcome = serializers.ChoiceField(choices=Outcome.choices, required=False, help_text="K = 2 only.")
         best = serializers.IntegerField(required=False, help_text="Position of the best response (K > 2).")
@@ -160,7 +173,9 @@ class BattleVoteApi(APIView):
         key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
         if len(key) > 128:
             raise ValidationFailed("must be at most 128 characters", field="Idempotency-Key")
-        voter = voter_from_request(request)
+        voter = voter_for_read(request)  # only someone who was served a battle has one to vote on
+        if voter is None:
+            raise NotFound("no such battle for this voter", code="battle_not_found")
         vote, created = vote_record(
             battle_id=battle_id,
             voter=voter,

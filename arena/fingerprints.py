@@ -26,8 +26,8 @@ def vote_fingerprint_base(
     """Identity of a vote event, independent of database ids.
 
     Two votes share it only if the same voter gave the same verdict on the same models in the same
-    order at the same microsecond, on the same prompt (when known). Aspects and rationale are left out on purpose: formats that cannot
-    carry them (FastChat) must still re-import onto the same vote.
+    order at the same microsecond, on the same prompt (when known). Aspects and rationale are left out
+    on purpose: formats that cannot carry them (FastChat) must still re-import onto the same vote.
     """
     payload = json.dumps(
         [voter_key, list(models), verdict_key, epoch_microseconds(created), anonymous,

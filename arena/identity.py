@@ -14,6 +14,11 @@ def voter_key_for_request(request: HttpRequest) -> str:
     return f"anon:{request.arena_anon_id}"  # type: ignore[attr-defined]
 
 
+def voter_for_read(request: HttpRequest) -> Voter | None:
+    """The request's voter if it has one: reads never create voters (a stranger's GET stores nothing)."""
+    return Voter.objects.filter(key=voter_key_for_request(request)).first()
+
+
 def voter_from_request(request: HttpRequest) -> Voter:
     user = getattr(request, "user", None)
     return voter_get_or_create(

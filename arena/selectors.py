@@ -15,8 +15,10 @@ def battle_queryset_for_voter(*, voter: Voter) -> QuerySet[Battle]:
     return Battle.objects.filter(voter=voter)
 
 
-def battle_get_for_voter(*, battle_id: UUID, voter: Voter) -> Battle:
+def battle_get_for_voter(*, battle_id: UUID, voter: Voter | None) -> Battle:
     """A battle with its slots (contenders joined) and prompt, if served to ``voter``; else NotFound."""
+    if voter is None:
+        raise NotFound("no such battle for this voter", code="battle_not_found")
     slots = BattleSlot.objects.select_related("contender").order_by("position")
     battle = (
         battle_queryset_for_voter(voter=voter)

@@ -163,13 +163,17 @@ def battle_create_from_pool(*, voter: Voter, k: int = 2) -> Battle:
     """Open a battle on a random pooled prompt that at least ``k`` active contenders have answered.
 
     A stand-in for matchmaking until the voting site has its own: uniform over prompts and contenders.
+    A pooled answer is the same text every time, so a voter who saw it revealed would recognise its
+    model: each voter gets each pooled prompt once.
     """
     rng = secrets.SystemRandom()
-    answered = (PoolResponse.objects.filter(contender__active=True).values("prompt_id")
+    seen = Battle.objects.filter(voter=voter, prompt__isnull=False).values("prompt_id")
+    answered = (PoolResponse.objects.filter(contender__active=True).exclude(prompt_id__in=seen).values("prompt_id")
                 .annotate(n=Count("id")).filter(n__gte=k).values_list("prompt_id", flat=True))
     prompt_ids = list(answered)
     if not prompt_ids:
-        raise ValidationFailed(f"no pooled prompt has {k} answers from active contenders", field="k")
+        raise ValidationFailed(f"no pooled prompt you have not seen has {k} answers from active contenders",
+                               field="k")
     prompt = Prompt.objects.get(id=rng.choice(prompt_ids))
     chosen = rng.sample(list(PoolResponse.objects.filter(prompt=prompt, contender__active=True)
                              .select_related("contender")), k)

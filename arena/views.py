@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from config.errors import NotFound, ValidationFailed
 
 from .apis import POSITION_LABELS
-from .identity import voter_from_request
+from .identity import voter_for_read, voter_from_request
 from .models import MAX_K, MIN_K, BattleStatus
 from .selectors import arena_totals, battle_get_for_voter, contender_battle_counts
 from .services import battle_create_from_pool
@@ -37,7 +37,7 @@ def battle_new(request: HttpRequest) -> HttpResponse:
 
 def battle_page(request: HttpRequest, battle_id: UUID) -> HttpResponse:
     try:
-        battle = battle_get_for_voter(battle_id=battle_id, voter=voter_from_request(request))
+        battle = battle_get_for_voter(battle_id=battle_id, voter=voter_for_read(request))
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     revealed = battle.status == BattleStatus.VOTED

@@ -75,3 +75,27 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is not None and isinstance(exc, drf_exceptions.APIException):
         response.data = _drf_error_body(exc)
     return response
+
+
+def _json_or_default(request, status: int, code: str, message: str, default):  # type: ignore[no-untyped-def]
+    from django.http import JsonResponse
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    return default
+
+
+def handler404(request, exception=None):  # type: ignore[no-untyped-def]
+    """Unknown URLs (including malformed battle ids) under /api/ answer in the API's JSON error shape."""
+    from django.views import defaults
+
+    return _json_or_default(request, 404, "not_found", "no such resource",
+                            defaults.page_not_found(request, exception))
+
+
+def handler400(request, exception=None):  # type: ignore[no-untyped-def]
+    """Django-level 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, say) under /api/ answer in JSON too."""
+    from django.views import defaults
+
+    return _json_or_default(request, 400, "bad_request", str(exception) if exception else "bad request",
+                            defaults.bad_request(request, exception))

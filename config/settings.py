@@ -48,6 +48,11 @@ DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = env_str("SECRET_KEY", default="dev-only-insecure-secret-key" if DEBUG else None)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Behind a TLS-terminating proxy, trust its X-Forwarded-Proto so request.is_secure() (and so the
+# voter cookie's Secure flag) is right. Only set this when the proxy overwrites the header.
+if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -147,6 +152,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Leaderboard requests may start a fit: limit them per client (the cache above keeps the counts).
+    "DEFAULT_THROTTLE_RATES": {"leaderboard": os.environ.get("LEADERBOARD_RATE_LIMIT", "120/minute")},
     # `?format=` belongs to our own endpoints (leaderboard CSV / JSON), not to DRF's renderer choice.
     "URL_FORMAT_OVERRIDE": None,
 }

@@ -9,6 +9,9 @@ from arena.urls import page_urlpatterns as arena_pages
 from leaderboard.urls import api_urlpatterns as leaderboard_api
 from leaderboard.urls import page_urlpatterns as leaderboard_pages
 
+handler404 = "config.errors.handler404"
+handler400 = "config.errors.handler400"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((arena_api, "arena"), namespace="api")),

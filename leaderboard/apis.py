@@ -16,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
@@ -97,6 +98,9 @@ def leaderboard_csv(body: dict[str, Any]) -> str:
 
 
 class LeaderboardApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "leaderboard"
+
     @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("format", str, enum=["json", "csv"])],
                    responses={200: None}, operation_id="leaderboard_retrieve",
                    description="Latest snapshot of this configuration (fitted on demand if there is none): rows "
@@ -124,6 +128,9 @@ class LeaderboardApi(APIView):
 
 
 class LeaderboardMatrixApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "leaderboard"
+
     KINDS = ("winrate", "count", "predicted")
 
     @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("kind", str, enum=list(KINDS))],

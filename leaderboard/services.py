@@ -93,9 +93,9 @@ def leaderboard_refit(*, config: LeaderboardConfig) -> Snapshot:
                             for c in fit.style_coefficients],
     )
     SnapshotRow.objects.bulk_create(
-        SnapshotRow(snapshot=snapshot, contender_id=contenders[r.model], model=r.model, rating=r.rating, ci_low=_finite(r.ci_low),
-                    ci_high=_finite(r.ci_high), rank=r.rank, rank_ub=r.rank_ub, votes=r.votes, mu=r.mu,
-                    sigma=r.sigma, p_best=r.p_best)
+        SnapshotRow(snapshot=snapshot, contender_id=contenders[r.model], model=r.model, rating=r.rating,
+                    ci_low=_finite(r.ci_low), ci_high=_finite(r.ci_high), rank=r.rank, rank_ub=r.rank_ub,
+                    votes=r.votes, mu=r.mu, sigma=r.sigma, p_best=r.p_best)
         for r in fit.rows
     )
     snapshot.duration_ms = round((time.perf_counter() - started) * 1000)

@@ -94,3 +94,8 @@ def test_the_schema_and_docs_are_served_without_a_cdn(client):
 
 def test_unknown_api_paths_are_404(client):
     assert client.get("/api/v1/nothing-here").status_code == 404
+
+
+def test_the_schema_documents_each_body_under_its_own_name(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    assert "VoteInput" in schema and "BattleCreateInput" in schema

@@ -56,7 +56,7 @@ def test_a_visitor_gets_an_anonymous_pooled_battle_votes_and_sees_names(client, 
 def test_a_new_battle_without_a_pool_says_why(client):
     response = client.post("/battles/new", {"k": "2"})
     assert response.status_code == 400
-    assert "no pooled prompt has 2 answers" in response.content.decode()
+    assert "no pooled prompt you have not seen has 2 answers" in response.content.decode()
     assert not Battle.objects.exists()
 
 
@@ -92,3 +92,31 @@ def test_snapshots_are_in_the_admin_read_only(admin_client):
     page = admin_client.get(f"/admin/leaderboard/snapshot/{snapshot.id}/change/")
     assert page.status_code == 200 and snapshot.data_hash in page.content.decode()
     assert admin_client.get("/admin/leaderboard/snapshot/add/").status_code == 403
+
+
+def test_a_visitor_never_gets_the_same_pooled_prompt_twice(client):
+    seed()
+    prompts = []
+    for _ in range(24):
+        assert client.post("/battles/new", {"k": "2"}).status_code == 302
+    prompts = list(Battle.objects.filter(prompt__isnull=False).values_list("prompt_id", flat=True))
+    assert len(prompts) == len(set(prompts)) == 24
+    exhausted = client.post("/battles/new", {"k": "2"})
+    assert exhausted.status_code == 400 and "you have not seen" in exhausted.content.decode()
+
+
+def test_reads_by_strangers_store_nothing_and_api_errors_are_json(client, voter_api, make_battle):
+    from arena.models import Voter
+
+    battle = make_battle(voter_api)
+    before = Voter.objects.count()
+    for path in (f"/api/v1/battles/{battle.id}", f"/battles/{battle.id}"):
+        assert client.get(path).status_code == 404
+    assert client.post(f"/api/v1/battles/{battle.id}/vote", {"outcome": "a"},
+                       content_type="application/json").status_code == 404
+    assert Voter.objects.count() == before
+    for path in (f"/api/v1/battles/{str(battle.id).upper()}", "/api/v1/battles/not-a-uuid/vote"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    big = client.post(f"/api/v1/battles/{battle.id}/vote", "x" * (3 * 2**20), content_type="application/json")
+    assert big.status_code == 400 and big.json()["error"]["code"] == "bad_request"

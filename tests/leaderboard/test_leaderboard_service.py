@@ -302,3 +302,15 @@ def test_the_refit_check_runs_at_the_end_of_the_debounce_window(voter_api, make_
         voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"outcome": "a"}, format="json")
     task = DBTaskResult.objects.get(task_path__endswith="refit_stale_leaderboards_task")
     assert task.run_after is not None and (task.run_after - task.enqueued_at).total_seconds() >= 29
+
+
+def test_leaderboard_requests_are_rate_limited(client, real_votes, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    cache.clear()
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"leaderboard": "2/minute"})
+    codes = [client.get("/api/v1/leaderboard", {"seed": str(s)}).status_code for s in range(3)]
+    assert codes == [200, 200, 429]
+    assert client.get("/api/v1/leaderboard").json()["error"]["code"] == "throttled"
+    assert Snapshot.objects.count() == 2  # the refused request fitted nothing
