@@ -33,9 +33,20 @@ class VoterAdmin(admin.ModelAdmin):
 
 
 class BattleSlotInline(admin.TabularInline):
+    """A voted battle is a record (the database refuses changes to it): its slots are shown, not edited."""
+
     model = BattleSlot
     extra = 0
     raw_id_fields = ["contender"]
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return obj is None or obj.status != "voted"
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return obj is None or obj.status != "voted"
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return obj is None or obj.status != "voted"
 
 
 @admin.register(Battle)
@@ -45,6 +56,11 @@ class BattleAdmin(admin.ModelAdmin):
     raw_id_fields = ["prompt", "voter"]
     inlines = [BattleSlotInline]
     date_hierarchy = "created"
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and obj.status == "voted":
+            return ["prompt", "k", "voter", "anonymous", "created", "revealed_at", "status"]
+        return []
 
 
 class VoteFlagInline(admin.TabularInline):
@@ -61,7 +77,7 @@ class VoteAdmin(admin.ModelAdmin):
     raw_id_fields = ["battle", "voter"]
     inlines = [VoteFlagInline]
     readonly_fields = ["battle", "voter", "created", "kind", "outcome", "best_position", "ranking", "aspects",
-                       "rationale", "idempotency_key", "fingerprint"]
+                       "rationale", "idempotency_key", "fingerprint", "contender_a", "contender_b", "anonymous"]
 
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False

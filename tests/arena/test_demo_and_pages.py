@@ -120,3 +120,10 @@ def test_reads_by_strangers_store_nothing_and_api_errors_are_json(client, voter_
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     big = client.post(f"/api/v1/battles/{battle.id}/vote", "x" * (3 * 2**20), content_type="application/json")
     assert big.status_code == 400 and big.json()["error"]["code"] == "bad_request"
+
+
+def test_a_voted_battle_is_read_only_in_the_admin(admin_client):
+    seed()
+    battle = Battle.objects.filter(status="voted").first()
+    page = admin_client.get(f"/admin/arena/battle/{battle.id}/change/").content.decode()
+    assert 'name="anonymous"' not in page and 'name="slots-0-contender"' not in page
