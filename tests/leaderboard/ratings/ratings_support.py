@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-REAL_FILE = Path(__file__).resolve().parents[4] / "shared" / "data" / "genai_arena_clean_battle_20240220.json"
+# The real GenAI-Arena file, shipped with the demo (a copy of shared/data's).
+REAL_FILE = Path(__file__).resolve().parents[3] / "arena" / "demo" / "genai_arena_clean_battle_20240220.json"
 
 
 def simulate_pairs(

@@ -15,7 +15,6 @@ from leaderboard.ratings.io import BattleFileError, read_csv, read_fastchat
 
 ROOT = Path(__file__).resolve().parents[3]
 KEYS = ["model", "rating", "ci_low", "ci_high", "rank", "rank_ub", "votes"]
-needs_real_file = pytest.mark.skipif(not REAL_FILE.exists(), reason=f"{REAL_FILE} not present")
 
 
 def run(argv: list[str], capsys) -> tuple[int, list[dict] | None, str]:
@@ -46,7 +45,6 @@ def _battles(n: int = 60, *, conversations: bool = False) -> list[dict]:
     return rows
 
 
-@needs_real_file
 @pytest.mark.parametrize("method", ["bt", "pl", "bayes", "elo"])
 def test_real_fastchat_file_all_methods(method, capsys):
     code, rows, _ = run([str(REAL_FILE), "--method", method, "--bootstrap", "50", "--seed", "1"], capsys)
@@ -61,7 +59,6 @@ def test_real_fastchat_file_all_methods(method, capsys):
         assert sum(r["p_best"] for r in rows) == pytest.approx(1.0)
 
 
-@needs_real_file
 def test_real_file_ranking_is_deterministic_with_a_seed(capsys):
     args = [str(REAL_FILE), "--bootstrap", "40", "--seed", "7"]
     first = run(args, capsys)[1]
@@ -73,7 +70,6 @@ def test_real_file_ranking_is_deterministic_with_a_seed(capsys):
     assert sum(r["votes"] for r in named) == 2 * (2061 - 1)  # one named self-battle is skipped
 
 
-@needs_real_file
 def test_real_file_tie_models_and_no_conversations(capsys):
     for ties in ("davidson", "rao-kupper"):
         code, rows, _ = run([str(REAL_FILE), "--ties", ties, "--ci", "sandwich"], capsys)
