@@ -25,20 +25,14 @@ import time
 import numpy as np
 
 from leaderboard.ratings import PairCounts, leaderboard_fit
+from leaderboard.ratings.simulate import davidson_battles
 
 SCALE = 400 / math.log(10)
 
 
 def simulate(theta: np.ndarray, n: int, nu: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Random pairings, Davidson outcomes (nu = 0: plain BT)."""
-    m = theta.size
-    a = rng.integers(0, m, n)
-    b = (a + rng.integers(1, m, n)) % m
-    half = 0.5 * (theta[a] - theta[b])
-    den = np.exp(half) + np.exp(-half) + nu
-    u = rng.random(n)
-    pa, pt = np.exp(half) / den, nu / den
-    return a, b, np.where(u < pa, 0, np.where(u < pa + pt, 2, 1))
+    return davidson_battles(theta, n, rng, nu=nu)
 
 
 SCENARIOS = {

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from leaderboard.ratings.simulate import davidson_battles
 
 DATA = Path(__file__).resolve().parent / "data"
 WINNERS = np.array(["model_a", "model_b", "tie", "tie (bothbad)"])
@@ -27,17 +32,8 @@ def planted(models: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def simulate(rows: int, theta: np.ndarray, nu: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Random pairings and Davidson outcomes (0 A, 1 B, 2 tie, 3 both bad)."""
-    m = theta.size
-    a = rng.integers(0, m, rows)
-    b = (a + rng.integers(1, m, rows)) % m
-    half = 0.5 * (theta[a] - theta[b])
-    denom = np.exp(half) + np.exp(-half) + nu
-    p_a, p_tie = np.exp(half) / denom, nu / denom
-    u = rng.random(rows)
-    outcome = np.where(u < p_a, 0, np.where(u < p_a + p_tie, 2, 1))
-    both_bad = (outcome == 2) & (rng.random(rows) < 0.6)
-    return a, b, np.where(both_bad, 3, outcome)
+    """Random pairings and Davidson outcomes, 60 % of ties "both bad" (0 A, 1 B, 2 tie, 3 both bad)."""
+    return davidson_battles(theta, rows, rng, nu=nu, both_bad=0.6)
 
 
 def main() -> None:

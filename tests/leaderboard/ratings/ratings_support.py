@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from leaderboard.ratings.simulate import davidson_battles
+
 # The real GenAI-Arena file, shipped with the demo (a copy of shared/data's).
 REAL_FILE = Path(__file__).resolve().parents[3] / "arena" / "demo" / "genai_arena_clean_battle_20240220.json"
 
@@ -13,16 +15,7 @@ def simulate_pairs(
     theta: np.ndarray, n: int, rng: np.random.Generator, *, nu: float = 0.0, both_bad: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random pairings with Davidson outcomes (nu = 0: plain BT, no ties)."""
-    m = theta.size
-    a = rng.integers(0, m, n)
-    b = (a + rng.integers(1, m, n)) % m
-    half = 0.5 * (theta[a] - theta[b])
-    denom = np.exp(half) + np.exp(-half) + nu
-    p_a, p_t = np.exp(half) / denom, nu / denom
-    u = rng.random(n)
-    out = np.where(u < p_a, 0, np.where(u < p_a + p_t, 2, 1))
-    out = np.where((out == 2) & (rng.random(n) < both_bad), 3, out)
-    return a, b, out
+    return davidson_battles(theta, n, rng, nu=nu, both_bad=both_bad)
 
 
 def names(m: int) -> list[str]:
