@@ -14,21 +14,19 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import NotFound, ValidationFailed
+from config.errors import Forbidden, ValidationFailed
 
+from .captcha import captcha_enforce
 from .choices import VoteChoice
 from .identity import voter_for_read, voter_from_request
-from .models import MAX_K, MIN_K, Battle, BattleStatus, Outcome
-from .selectors import battle_get_for_voter, contender_list
-from .services import SlotInput, battle_create, vote_record
-
-POSITION_LABELS = "ABCDEF"
-
+from .models import MAX_K, MIN_K, Outcome
+from .ratelimit import rate_limit_enforce
+from .selectors import battle_access, battle_view, contender_list
+from .services import SlotInput, battle_continue, battle_create, battle_open, battle_void_if_stalled, vote_record
 
 class ContenderOutput(serializers.Serializer):
     name = serializers.CharField()
@@ -42,13 +40,16 @@ class PromptOutput(serializers.Serializer):
     language = serializers.CharField()
 
 
+class MessageOutput(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField()
+
+
 class AnonymousSlotOutput(serializers.Serializer):
     position = serializers.IntegerField()
-    label = serializers.SerializerMethodField()
-    response = serializers.CharField()
-
-    def get_label(self, slot: Any) -> str:
-        return POSITION_LABELS[slot.position]
+    label = serializers.CharField()
+    response = serializers.CharField(help_text="This turn's answer: while generating, the text released so far.")
+    conversation = MessageOutput(many=True, help_text="The completed turns (user and assistant messages).")
 
 
 class RevealedSlotOutput(AnonymousSlotOutput):
@@ -72,7 +73,11 @@ class AnonymousBattleOutput(serializers.Serializer):
 
     id = serializers.UUIDField()
     k = serializers.IntegerField()
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="open, voted or void.")
+    generation = serializers.CharField(help_text="running (answers still streaming), done or failed.")
+    complete = serializers.BooleanField(help_text="Every answer of the current turn is complete.")
+    turns = serializers.IntegerField()
+    void_reason = serializers.CharField(help_text="Why the battle is void (empty otherwise).")
     created = serializers.DateTimeField()
     prompt = PromptOutput(allow_null=True)
     slots = AnonymousSlotOutput(many=True)
@@ -84,11 +89,11 @@ class RevealedBattleOutput(AnonymousBattleOutput):
     vote = VoteOutput()
 
 
-def battle_body(battle: Battle) -> dict[str, Any]:
-    """Serialize a battle, revealing contenders only once it has been voted."""
-    if battle.status == BattleStatus.VOTED:
-        return RevealedBattleOutput(battle).data
-    return AnonymousBattleOutput(battle).data
+def battle_body(request: Request, battle_id: UUID) -> dict[str, Any]:
+    """The battle as this request's voter may see it: through the one gate, revealed only once voted."""
+    battle_void_if_stalled(battle_id=battle_id)
+    view = battle_view(battle_access(battle_id=battle_id, voter=voter_for_read(request)))
+    return (RevealedBattleOutput if view.reveal else AnonymousBattleOutput)(view).data
 
 
 class ContenderListApi(APIView):
@@ -103,9 +108,8 @@ class ContenderListApi(APIView):
 
 
 class BattleCreateApi(APIView):
-    """Staff only: open a battle from given contenders and their responses (public matchmaking comes later)."""
-
-    permission_classes = [IsAdminUser]
+    """Open a battle. Anyone: ``{prompt?, k}``, contenders chosen by matchmaking, answers generated live.
+    Staff only: ``{prompt, slots: [{contender, response}, ...]}`` opens a battle with given responses (tools)."""
 
     @extend_schema_serializer(component_name="BattleCreateInput")
     class InputSerializer(serializers.Serializer):
@@ -116,24 +120,37 @@ class BattleCreateApi(APIView):
             token_count = serializers.IntegerField(min_value=0, required=False, allow_null=True)
             latency_ms = serializers.IntegerField(min_value=0, required=False, allow_null=True)
 
-        prompt = serializers.CharField(max_length=100_000, allow_blank=True, required=False, default="")
+        prompt = serializers.CharField(max_length=100_000, allow_blank=True, required=False, default="",
+                                       help_text="Omit for a prompt sampled from the arena's pool.")
+        k = serializers.IntegerField(min_value=MIN_K, max_value=MAX_K, required=False, default=2,
+                                     help_text="How many anonymous answers (public battles).")
         category = serializers.CharField(max_length=64, allow_blank=True, required=False, default="")
         language = serializers.CharField(max_length=32, allow_blank=True, required=False, default="")
-        slots = SlotInputSerializer(many=True, min_length=MIN_K, max_length=MAX_K)
+        captcha = serializers.CharField(max_length=4000, required=False, default="",
+                                        help_text="CAPTCHA token, when the arena requires one.")
+        slots = SlotInputSerializer(many=True, min_length=MIN_K, max_length=MAX_K, required=False,
+                                    help_text="Staff only: the responses to show.")
 
     @extend_schema(request=InputSerializer, responses={201: AnonymousBattleOutput}, operation_id="battles_create")
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        battle = battle_create(
-            voter=voter_from_request(request),
-            slots=[SlotInput(**slot) for slot in data.validated_data["slots"]],
-            prompt_text=data.validated_data["prompt"],
-            category=data.validated_data["category"],
-            language=data.validated_data["language"],
-        )
-        battle = battle_get_for_voter(battle_id=battle.id, voter=battle.voter)
-        return Response(battle_body(battle), status=201)
+        values = data.validated_data
+        if "slots" in values:
+            if not request.user.is_staff:
+                raise Forbidden("only staff may open a battle with given responses", field="slots")
+            battle = battle_create(
+                voter=voter_from_request(request), slots=[SlotInput(**slot) for slot in values["slots"]],
+                prompt_text=values["prompt"], category=values["category"], language=values["language"],
+            )
+        else:
+            if len(values["prompt"]) > settings.ARENA_PROMPT_MAX_CHARS:
+                raise ValidationFailed(f"must be at most {settings.ARENA_PROMPT_MAX_CHARS} characters", field="prompt")
+            rate_limit_enforce(request, scope="battle")
+            captcha_enforce(request, token=values["captcha"] or request.headers.get("X-Captcha-Token", ""))
+            battle = battle_open(voter=voter_from_request(request), k=values["k"], prompt_text=values["prompt"],
+                                 category=values["category"], language=values["language"])
+        return Response(battle_body(request, battle.id), status=201)
 
 
 class BattleDetailApi(APIView):
@@ -141,10 +158,29 @@ class BattleDetailApi(APIView):
                        component_name="Battle", serializers=[AnonymousBattleOutput, RevealedBattleOutput],
                        resource_type_field_name=None),
                    operation_id="battles_retrieve",
-                   description="Anonymous (position, label, response only) until voted; revealed afterwards.")
+                   description="Anonymous (position, label, response only) until voted; revealed afterwards. "
+                               "While `generation` is `running`, `response` holds the text released so far.")
     def get(self, request: Request, battle_id: UUID) -> Response:
-        battle = battle_get_for_voter(battle_id=battle_id, voter=voter_for_read(request))
-        return Response(battle_body(battle))
+        return Response(battle_body(request, battle_id))
+
+
+class BattleTurnApi(APIView):
+    """Continue the conversation before voting: every anonymous model answers the new message."""
+
+    @extend_schema_serializer(component_name="TurnInput")
+    class InputSerializer(serializers.Serializer):
+        prompt = serializers.CharField(max_length=100_000)
+
+    @extend_schema(request=InputSerializer, responses={202: AnonymousBattleOutput}, operation_id="battles_turn")
+    def post(self, request: Request, battle_id: UUID) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if len(data.validated_data["prompt"]) > settings.ARENA_PROMPT_MAX_CHARS:
+            raise ValidationFailed(f"must be at most {settings.ARENA_PROMPT_MAX_CHARS} characters", field="prompt")
+        rate_limit_enforce(request, scope="battle")
+        battle = battle_continue(battle_id=battle_id, voter=voter_for_read(request),
+                                 prompt_text=data.validated_data["prompt"])
+        return Response(battle_body(request, battle.id), status=202)
 
 
 class BattleVoteApi(APIView):
@@ -173,14 +209,11 @@ class BattleVoteApi(APIView):
         key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
         if len(key) > 128:
             raise ValidationFailed("must be at most 128 characters", field="Idempotency-Key")
-        voter = voter_for_read(request)  # only someone who was served a battle has one to vote on
-        if voter is None:
-            raise NotFound("no such battle for this voter", code="battle_not_found")
+        rate_limit_enforce(request, scope="vote")
         vote, created = vote_record(
             battle_id=battle_id,
-            voter=voter,
+            voter=voter_for_read(request),  # only someone who was served a battle has one to vote on
             choice=VoteChoice.from_input(data.validated_data, allowed_aspects=settings.ARENA_VOTE_ASPECTS),
             idempotency_key=key,
         )
-        battle = battle_get_for_voter(battle_id=vote.battle_id, voter=voter)
-        return Response(battle_body(battle), status=201 if created else 200)
+        return Response(battle_body(request, vote.battle_id), status=201 if created else 200)

@@ -1,10 +1,28 @@
 """Who is asking: the request's voter, from the logged-in user or the anonymous cookie."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from .models import Voter
 from .services import voter_get_or_create
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address, trusting X-Forwarded-For only as far as the configured proxies append to it.
+
+    Each trusted proxy appends the address it received the request from, so with N trusted proxies the
+    N-th entry from the right is the address our outermost proxy saw: anything left of it was written
+    by the client and may be forged. With no trusted proxy the header is ignored altogether.
+    """
+    trusted = settings.ARENA_TRUSTED_PROXIES
+    remote = request.META.get("REMOTE_ADDR", "")
+    if trusted <= 0:
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if not forwarded:
+        return remote
+    return forwarded[-trusted] if len(forwarded) >= trusted else forwarded[0]
 
 
 def voter_key_for_request(request: HttpRequest) -> str:
@@ -24,5 +42,5 @@ def voter_from_request(request: HttpRequest) -> Voter:
     return voter_get_or_create(
         key=voter_key_for_request(request),
         user=user if user is not None and user.is_authenticated else None,
-        ip=request.META.get("REMOTE_ADDR", ""),
+        ip=client_ip(request),
     )

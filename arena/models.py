@@ -34,6 +34,11 @@ class Contender(models.Model):
     source_config = models.JSONField(default=dict, blank=True)
     active = models.BooleanField(default=True, help_text="Inactive contenders keep their votes but get no new battles.")
     sampling_weight = models.FloatField(default=1.0)
+    identity_words = models.JSONField(
+        default=list, db_default=[], blank=True,
+        help_text="Extra words that reveal this model if an answer says them (its name, organization and family "
+                  "always count).",
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -89,6 +94,18 @@ class BattleStatus(models.TextChoices):
     VOID = "void", "Void (a response failed or the battle expired)"
 
 
+class PromptSource(models.TextChoices):
+    TYPED = "typed", "Typed by the visitor"
+    SAMPLED = "sampled", "Sampled by the arena from its prompt pool"
+    GIVEN = "given", "Given with the responses (staff API, imports)"
+
+
+class Generation(models.TextChoices):
+    RUNNING = "running", "Responses are being generated"
+    DONE = "done", "Every response is complete"
+    FAILED = "failed", "A response source failed (the battle is void)"
+
+
 class Battle(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.PROTECT, related_name="battles")
@@ -100,10 +117,37 @@ class Battle(models.Model):
     created = models.DateTimeField(default=timezone.now, db_index=True)
     revealed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=BattleStatus.choices, default=BattleStatus.OPEN)
+    # db_default as well as default: the bulk importer COPYs battles without naming these columns.
+    prompt_source = models.CharField(max_length=10, choices=PromptSource.choices, default=PromptSource.GIVEN,
+                                     db_default=PromptSource.GIVEN)
+    generation = models.CharField(max_length=10, choices=Generation.choices, default=Generation.DONE,
+                                  db_default=Generation.DONE)
+    generation_started = models.DateTimeField(null=True, blank=True,
+                                              help_text="When the current turn's generation began.")
+    turns = models.PositiveSmallIntegerField(default=1, db_default=1,
+                                             help_text="User turns so far (multi-turn battles).")
+    void_reason = models.TextField(blank=True, default="", db_default="")
+    identity_leak = models.TextField(
+        blank=True, default="", db_default="",
+        help_text="Why an answer reveals its model (empty: none found); the vote is stored but not rated.",
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(k__gte=MIN_K, k__lte=MAX_K), name="battle_k_in_range"),
+            models.CheckConstraint(condition=Q(turns__gte=1), name="battle_turns_positive"),
+            models.CheckConstraint(condition=Q(prompt_source__in=PromptSource.values),
+                                   name="battle_prompt_source_valid"),
+            models.CheckConstraint(condition=Q(generation__in=Generation.values), name="battle_generation_valid"),
+            # Only a battle whose every answer is complete can be voted; a failed source voids the battle.
+            models.CheckConstraint(condition=~Q(status=BattleStatus.VOTED) | Q(generation=Generation.DONE),
+                                   name="battle_voted_only_when_generated"),
+            models.CheckConstraint(condition=~Q(generation=Generation.FAILED) | Q(status=BattleStatus.VOID),
+                                   name="battle_failed_generation_is_void"),
+            models.CheckConstraint(condition=~Q(status=BattleStatus.VOID) | ~Q(void_reason=""),
+                                   name="battle_void_has_reason"),
+            models.CheckConstraint(condition=~Q(generation=Generation.RUNNING) | Q(generation_started__isnull=False),
+                                   name="battle_running_has_start"),
             models.CheckConstraint(
                 condition=(Q(status=BattleStatus.VOTED) & Q(revealed_at__isnull=False))
                 | (~Q(status=BattleStatus.VOTED) & Q(revealed_at__isnull=True)),
@@ -128,6 +172,8 @@ class BattleSlot(models.Model):
     conversation = models.JSONField(null=True, blank=True, help_text="Full multi-turn conversation, when known.")
     token_count = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="", db_default="",
+                             help_text="Why this slot's source failed (staff only; the voter sees a generic note).")
 
     class Meta:
         ordering = ["battle", "position"]

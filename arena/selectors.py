@@ -1,35 +1,115 @@
 """Reads from the arena. Access rules live here once, and every read path goes through them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from config.errors import NotFound
 
-from .models import Battle, BattleSlot, Contender, Vote, Voter
+from .live.state import live_state_read
+from .models import Battle, BattleSlot, BattleStatus, Contender, Generation, Prompt, Vote, Voter
 
 
-def battle_queryset_for_voter(*, voter: Voter) -> QuerySet[Battle]:
-    """Battles this voter may see or vote on: only those served to them."""
-    return Battle.objects.filter(voter=voter)
+class BattleNotFound(NotFound):
+    code = "battle_not_found"
 
 
-def battle_get_for_voter(*, battle_id: UUID, voter: Voter | None) -> Battle:
-    """A battle with its slots (contenders joined) and prompt, if served to ``voter``; else NotFound."""
+@dataclass(frozen=True)
+class BattleAccess:
+    """A battle as one voter may see it."""
+
+    battle: Battle
+    reveal: bool  # the contenders' names may be shown: only once the voter has voted
+
+
+def battle_access(*, battle_id: UUID | str, voter: Voter | None, lock: bool = False) -> BattleAccess:
+    """The one gate to a battle, for every page, API call, stream and write.
+
+    A battle is visible only to the voter it was served to, and its contenders are revealed only once
+    it is voted. Someone else's battle, a missing one, a malformed id and a request with no voter at all
+    answer the same NotFound, so that ids cannot be probed. ``lock=True`` (writes) takes a row lock and
+    skips the prefetches; callers then read the slots under the lock themselves.
+    """
     if voter is None:
-        raise NotFound("no such battle for this voter", code="battle_not_found")
-    slots = BattleSlot.objects.select_related("contender").order_by("position")
-    battle = (
-        battle_queryset_for_voter(voter=voter)
-        .select_related("prompt", "vote")
-        .prefetch_related(Prefetch("slots", queryset=slots))
-        .filter(id=battle_id)
-        .first()
-    )
+        raise BattleNotFound("no such battle for this voter")
+    try:
+        battle_id = UUID(str(battle_id))
+    except ValueError:
+        raise BattleNotFound("no such battle for this voter") from None
+    battles = Battle.objects.filter(voter=voter, id=battle_id)
+    if lock:
+        battles = battles.select_for_update()
+    else:
+        slots = BattleSlot.objects.select_related("contender").order_by("position")
+        battles = battles.select_related("prompt", "vote").prefetch_related(Prefetch("slots", queryset=slots))
+    battle = battles.first()
     if battle is None:
-        raise NotFound("no such battle for this voter", code="battle_not_found")
-    return battle
+        raise BattleNotFound("no such battle for this voter")
+    return BattleAccess(battle=battle, reveal=battle.status == BattleStatus.VOTED)
+
+
+POSITION_LABELS = "ABCDEF"
+
+
+@dataclass(frozen=True)
+class SlotView:
+    position: int
+    label: str
+    response: str
+    conversation: list[dict[str, str]]
+    contender: Contender | None  # None until the reveal
+    token_count: int | None
+    latency_ms: int | None
+
+
+@dataclass(frozen=True)
+class BattleView:
+    """What a voter may see of a battle: the stored answers, or while generating the text released so far."""
+
+    id: UUID
+    k: int
+    status: str
+    generation: str
+    complete: bool
+    turns: int
+    void_reason: str
+    created: datetime
+    revealed_at: datetime | None
+    prompt: Prompt | None
+    slots: list[SlotView]
+    vote: Vote | None
+    reveal: bool
+
+
+def battle_view(access: BattleAccess) -> BattleView:
+    """The battle behind ``access`` as its voter sees it; contenders only when ``access.reveal``."""
+    battle = access.battle
+    slots = list(battle.slots.all())
+    live = live_state_read(battle.id) if battle.generation == Generation.RUNNING else None
+    running = battle.generation == Generation.RUNNING and battle.status == BattleStatus.OPEN
+    views = []
+    for slot in slots:
+        conversation = list(slot.conversation or [])
+        response = slot.response
+        if running:
+            # The turn in progress: its answer so far comes from the live state (released text only).
+            released = live.texts if live is not None and live.turn == battle.turns and not live.complete else []
+            response = released[slot.position] if slot.position < len(released) else ""
+        views.append(SlotView(
+            position=slot.position, label=POSITION_LABELS[slot.position], response=response,
+            conversation=conversation, contender=slot.contender if access.reveal else None,
+            token_count=slot.token_count if access.reveal else None,
+            latency_ms=slot.latency_ms if access.reveal else None,
+        ))
+    return BattleView(
+        id=battle.id, k=battle.k, status=battle.status, generation=battle.generation,
+        complete=battle.generation == Generation.DONE, turns=battle.turns, void_reason=battle.void_reason,
+        created=battle.created, revealed_at=battle.revealed_at, prompt=battle.prompt, slots=views,
+        vote=getattr(battle, "vote", None) if access.reveal else None, reveal=access.reveal,
+    )
 
 
 def contender_list(*, active: bool | None = None) -> QuerySet[Contender]:

@@ -6,21 +6,40 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from config.errors import Conflict, NotFound, ValidationFailed
+from config.errors import Conflict, ValidationFailed
 from leaderboard.tasks import leaderboard_refit_soon
 
 from .choices import VoteChoice
 from .fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
-from .models import MAX_K, MIN_K, Battle, BattleSlot, BattleStatus, Contender, PoolResponse, Prompt, Vote, Voter
-from .selectors import battle_queryset_for_voter
+from .leaks import find_identity_leak, identity_terms
+from .models import (
+    MAX_K,
+    MIN_K,
+    Battle,
+    BattleSlot,
+    BattleStatus,
+    Contender,
+    Generation,
+    PoolResponse,
+    Prompt,
+    PromptSource,
+    SourceKind,
+    Vote,
+    VoteFlag,
+    VoteFlagCode,
+    Voter,
+)
+from .selectors import battle_access
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +52,27 @@ class BattleClosed(Conflict):
     code = "battle_closed"
 
 
+class BattleVoid(Conflict):
+    code = "battle_void"
+
+
+class BattleExpired(Conflict):
+    code = "battle_expired"
+
+
+class BattleGenerating(Conflict):
+    code = "battle_generating"
+
+
+class NoLiveContenders(ValidationFailed):
+    code = "no_live_contenders"
+
+
+LIVE_SOURCE_KINDS = (SourceKind.OPENAI, SourceKind.TRANSFORMERS)
+
+
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
-
-
-class BattleNotFound(NotFound):
-    code = "battle_not_found"
 
 
 def ip_hash(ip: str) -> str:
@@ -69,7 +103,7 @@ class SlotInput:
 @transaction.atomic
 def battle_create(
     *, voter: Voter, slots: Sequence[SlotInput], prompt_text: str = "", category: str = "", language: str = "",
-    anonymous: bool = True,
+    anonymous: bool = True, prompt_source: str = PromptSource.GIVEN,
 ) -> Battle:
     """Open a battle showing ``slots`` to ``voter`` in a random order.
 
@@ -85,7 +119,8 @@ def battle_create(
     if missing := [n for n in names if n not in contenders]:
         raise ValidationFailed(f"unknown contender(s): {', '.join(missing)}", field="slots")
     prompt = prompt_get_or_create(text=prompt_text, category=category, language=language) if prompt_text else None
-    battle = Battle.objects.create(prompt=prompt, k=len(slots), voter=voter, anonymous=anonymous)
+    battle = Battle.objects.create(prompt=prompt, k=len(slots), voter=voter, anonymous=anonymous,
+                                   prompt_source=prompt_source)
     shuffled = list(slots)
     secrets.SystemRandom().shuffle(shuffled)
     BattleSlot.objects.bulk_create(
@@ -93,17 +128,6 @@ def battle_create(
                    token_count=s.token_count, latency_ms=s.latency_ms)
         for position, s in enumerate(shuffled)
     )
-    return battle
-
-
-def battle_get_for_vote(*, battle_id: UUID, voter: Voter) -> Battle:
-    """The one gate for voting: the battle, locked, if it exists and was served to this voter.
-
-    Someone else's battle answers exactly like a missing one, so that ids cannot be probed.
-    """
-    battle = battle_queryset_for_voter(voter=voter).select_for_update().filter(id=battle_id).first()
-    if battle is None:
-        raise BattleNotFound("no such battle for this voter")
     return battle
 
 
@@ -125,14 +149,13 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     """
     if (done := Vote.objects.filter(voter=voter, idempotency_key=idempotency_key).first()) is not None:
         return _replay(done, battle_id=battle_id, voter=voter, choice=choice), False
-    battle = battle_get_for_vote(battle_id=battle_id, voter=voter)
+    battle = battle_access(battle_id=battle_id, voter=voter, lock=True).battle
     # Another request may have voted while we waited for the lock: read again under it.
     if (existing := Vote.objects.filter(battle=battle).first()) is not None:
         if existing.idempotency_key == idempotency_key:
             return _replay(existing, battle_id=battle_id, voter=voter, choice=choice), False
         raise BattleAlreadyVoted("this battle already has a vote")
-    if battle.status != BattleStatus.OPEN:
-        raise BattleClosed(f"this battle is {battle.status} and takes no vote")
+    battle_check_open(battle)
     choice.validate_for(k=battle.k)
     now = timezone.now()
     slots = list(battle.slots.select_related("contender").order_by("position"))
@@ -155,29 +178,219 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     except IntegrityError as exc:  # the constraint is the last line if two writers slipped past the lock
         logger.warning("vote on %s refused by the database: %s", battle_id, exc)
         raise BattleAlreadyVoted("this battle already has a vote") from exc
-    transaction.on_commit(leaderboard_refit_soon)
+    if battle.identity_leak:
+        VoteFlag.objects.create(vote=vote, code=VoteFlagCode.IDENTITY_LEAK, reason=battle.identity_leak)
+    transaction.on_commit(_after_vote)
     return vote, True
 
 
-def battle_create_from_pool(*, voter: Voter, k: int = 2) -> Battle:
-    """Open a battle on a random pooled prompt that at least ``k`` active contenders have answered.
+def _after_vote() -> None:
+    leaderboard_refit_soon()
+    from .tasks import moderation_run_soon  # the moderation task imports these services
 
-    A stand-in for matchmaking until the voting site has its own: uniform over prompts and contenders.
+    moderation_run_soon()
+
+
+def battle_expired(battle: Battle) -> bool:
+    return battle.created + timedelta(minutes=settings.ARENA_BATTLE_TTL_MINUTES) < timezone.now()
+
+
+def battle_check_open(battle: Battle) -> None:
+    """Raise the Conflict that says why ``battle`` cannot take a vote or a new turn now, if any."""
+    if battle.status == BattleStatus.VOTED:
+        raise BattleAlreadyVoted("this battle already has a vote")
+    if battle.status == BattleStatus.VOID:
+        raise BattleVoid(f"this battle is void and takes no vote: {battle.void_reason}")
+    if battle.generation == Generation.RUNNING:
+        raise BattleGenerating("the answers are still being written; vote when they are complete")
+    if battle_expired(battle):
+        raise BattleExpired(f"this battle expired after {settings.ARENA_BATTLE_TTL_MINUTES} minutes unvoted")
+
+
+def _sampled_prompt(*, voter: Voter, k: int, live: list[Contender]) -> tuple[Prompt, list[Contender]]:
+    """A pooled prompt this voter has not been served, and the contenders that can answer it.
+
     A pooled answer is the same text every time, so a voter who saw it revealed would recognise its
-    model: each voter gets each pooled prompt once.
+    model: each voter gets each pooled prompt once. Live contenders answer any prompt.
     """
-    rng = secrets.SystemRandom()
     seen = Battle.objects.filter(voter=voter, prompt__isnull=False).values("prompt_id")
-    answered = (PoolResponse.objects.filter(contender__active=True).exclude(prompt_id__in=seen).values("prompt_id")
-                .annotate(n=Count("id")).filter(n__gte=k).values_list("prompt_id", flat=True))
-    prompt_ids = list(answered)
+    pooled = (PoolResponse.objects.filter(contender__active=True).exclude(prompt_id__in=seen).values("prompt_id")
+              .annotate(n=Count("id")).filter(n__gte=max(0, k - len(live))).values_list("prompt_id", flat=True))
+    prompt_ids = list(pooled)
     if not prompt_ids:
-        raise ValidationFailed(f"no pooled prompt you have not seen has {k} answers from active contenders",
-                               field="k")
-    prompt = Prompt.objects.get(id=rng.choice(prompt_ids))
-    chosen = rng.sample(list(PoolResponse.objects.filter(prompt=prompt, contender__active=True)
-                             .select_related("contender")), k)
-    return battle_create(
-        voter=voter, prompt_text=prompt.text, category=prompt.category, language=prompt.language,
-        slots=[SlotInput(contender=r.contender.name, response=r.text, token_count=r.token_count) for r in chosen],
+        raise ValidationFailed(f"no prepared prompt you have not seen yet can be answered by {k} models; "
+                               "type your own prompt or choose fewer answers", field="k", code="no_sampled_prompt")
+    prompt = Prompt.objects.get(id=secrets.SystemRandom().choice(prompt_ids))
+    pool = [r.contender for r in PoolResponse.objects.filter(prompt=prompt, contender__active=True)
+            .select_related("contender")]
+    return prompt, pool + [c for c in live if c not in pool]
+
+
+@transaction.atomic
+def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: str = "", language: str = "",
+                rng: np.random.Generator | None = None) -> Battle:
+    """Open an anonymous battle: the visitor's prompt (or a sampled one) answered by ``k`` matched contenders.
+
+    Answers from the pool are known at once; if every chosen contender answers from the pool the battle
+    is complete when it opens. Otherwise its slots start empty and the live coordinator generates them
+    after this transaction commits (``arena.live.coordinator``).
+    """
+    from .matchmaking.services import contenders_choose  # it reads leaderboard snapshots: imported late
+
+    if not MIN_K <= k <= MAX_K:
+        raise ValidationFailed(f"must be between {MIN_K} and {MAX_K}", field="k")
+    prompt_text = prompt_text.strip()
+    live = list(Contender.objects.filter(active=True, source_kind__in=LIVE_SOURCE_KINDS))
+    if prompt_text:
+        if not live:
+            raise NoLiveContenders(
+                "the models in this arena answer only prepared prompts (the demo pool), so a new prompt cannot be "
+                "answered; press 'Surprise me' to vote on a prepared prompt, or point contenders at a model "
+                "server (README: contenders.toml)", field="prompt")
+        prompt, candidates, source = prompt_get_or_create(text=prompt_text, category=category, language=language), \
+            live, PromptSource.TYPED
+    else:
+        prompt, candidates = _sampled_prompt(voter=voter, k=k, live=live)
+        source = PromptSource.SAMPLED
+    chosen = contenders_choose(candidates=candidates, k=k, rng=rng)  # in slot order, random
+    pooled = {r.contender_id: r for r in PoolResponse.objects.filter(prompt=prompt, contender__in=chosen)}
+    all_pooled = all(c.source_kind == SourceKind.POOL and c.id in pooled for c in chosen)
+    now = timezone.now()
+    battle = Battle.objects.create(
+        prompt=prompt, k=k, voter=voter, prompt_source=source,
+        generation=Generation.DONE if all_pooled else Generation.RUNNING,
+        generation_started=None if all_pooled else now,
     )
+    first_turn = [{"role": "user", "content": prompt.text}]
+    BattleSlot.objects.bulk_create(
+        BattleSlot(battle=battle, position=position, contender=contender,
+                   response=pooled[contender.id].text if all_pooled else "",
+                   token_count=pooled[contender.id].token_count if all_pooled else None,
+                   conversation=first_turn + ([{"role": "assistant", "content": pooled[contender.id].text}]
+                                              if all_pooled else []))
+        for position, contender in enumerate(chosen)
+    )
+    if all_pooled:
+        _check_identity_leaks(battle)
+    else:
+        _start_generation_on_commit(battle)
+    return battle
+
+
+def _start_generation_on_commit(battle: Battle) -> None:
+    from .live.coordinator import generation_start
+
+    battle_id, turn = battle.id, battle.turns
+    transaction.on_commit(lambda: generation_start(battle_id=battle_id, turn=turn))
+
+
+@transaction.atomic
+def battle_continue(*, battle_id: UUID, voter: Voter, prompt_text: str) -> Battle:
+    """Add a user turn to an unvoted battle: every contender answers it, seeing its own earlier answers."""
+    prompt_text = prompt_text.strip()
+    if not prompt_text:
+        raise ValidationFailed("must not be empty", field="prompt")
+    battle = battle_access(battle_id=battle_id, voter=voter, lock=True).battle
+    battle_check_open(battle)
+    if battle.turns >= settings.ARENA_MAX_TURNS:
+        raise ValidationFailed(f"a conversation has at most {settings.ARENA_MAX_TURNS} turns; vote now",
+                               field="prompt", code="too_many_turns")
+    slots = list(battle.slots.select_related("contender").order_by("position"))
+    if any(s.contender.source_kind not in LIVE_SOURCE_KINDS for s in slots):
+        raise ValidationFailed("these answers come from a prepared pool and cannot continue a conversation; vote, "
+                               "then start a new round with your own prompt", field="prompt",
+                               code="conversation_not_supported")
+    for slot in slots:
+        slot.conversation = [*(slot.conversation or []), {"role": "user", "content": prompt_text}]
+    BattleSlot.objects.bulk_update(slots, ["conversation"])
+    battle.turns += 1
+    battle.generation = Generation.RUNNING
+    battle.generation_started = timezone.now()
+    battle.save(update_fields=["turns", "generation", "generation_started"])
+    _start_generation_on_commit(battle)
+    return battle
+
+
+@dataclass(frozen=True)
+class SlotAnswer:
+    """What one source produced for one slot in one turn."""
+
+    position: int
+    text: str
+    token_count: int | None
+    latency_ms: int
+    error: str = ""
+
+
+@transaction.atomic
+def battle_generation_finish(*, battle_id: UUID, turn: int, answers: Sequence[SlotAnswer]) -> Battle | None:
+    """Store a finished turn: every answer, or the void battle if any source failed.
+
+    Returns None when the battle has moved on (voided meanwhile, or another turn started): a late
+    coordinator never overwrites newer state.
+    """
+    battle = Battle.objects.select_for_update().filter(id=battle_id).first()
+    if battle is None or battle.turns != turn or battle.generation != Generation.RUNNING:
+        return None
+    slots = {s.position: s for s in battle.slots.select_related("contender")}
+    if failed := [a for a in answers if a.error]:
+        for answer in failed:
+            slot = slots[answer.position]
+            slot.error = answer.error
+            slot.save(update_fields=["error"])
+        labels = ", ".join("ABCDEF"[a.position] for a in failed)
+        return _void(battle, reason=f"answer {labels} could not be generated ({failed[0].error})",
+                     generation=Generation.FAILED)
+    for answer in answers:
+        slot = slots[answer.position]
+        slot.response = answer.text
+        slot.token_count = answer.token_count
+        slot.latency_ms = answer.latency_ms
+        slot.conversation = [*(slot.conversation or []), {"role": "assistant", "content": answer.text}]
+    BattleSlot.objects.bulk_update(slots.values(), ["response", "token_count", "latency_ms", "conversation"])
+    battle.generation = Generation.DONE
+    battle.save(update_fields=["generation"])
+    _check_identity_leaks(battle)
+    return battle
+
+
+def _check_identity_leaks(battle: Battle) -> None:
+    """Note on the battle when an answer names its own model; the vote will carry the flag."""
+    leaks = []
+    for slot in battle.slots.select_related("contender").order_by("position"):
+        c = slot.contender
+        terms = identity_terms(name=c.name, organization=c.organization, family=c.family,
+                               words=c.identity_words or [])
+        answers = [m["content"] for m in (slot.conversation or []) if m.get("role") == "assistant"] or [slot.response]
+        for text in answers:
+            if (term := find_identity_leak(text, terms)) is not None:
+                leaks.append(f"answer {'ABCDEF'[slot.position]} ({c.name}) says {term!r}")
+                break
+    reason = "; ".join(leaks)
+    if reason != battle.identity_leak:
+        battle.identity_leak = reason
+        battle.save(update_fields=["identity_leak"])
+
+
+def _void(battle: Battle, *, reason: str, generation: str | None = None) -> Battle:
+    battle.status = BattleStatus.VOID
+    battle.void_reason = reason
+    fields = ["status", "void_reason"]
+    if generation is not None:
+        battle.generation = generation
+        fields.append("generation")
+    battle.save(update_fields=fields)
+    return battle
+
+
+@transaction.atomic
+def battle_void_if_stalled(*, battle_id: UUID) -> bool:
+    """Void a battle whose generation outlived its time-out (its web process died, say); True if it did."""
+    battle = Battle.objects.select_for_update().filter(id=battle_id).first()
+    if battle is None or battle.generation != Generation.RUNNING or battle.status != BattleStatus.OPEN:
+        return False
+    deadline = battle.generation_started + timedelta(seconds=settings.ARENA_GENERATION_TIMEOUT_S + 30)
+    if timezone.now() < deadline:
+        return False
+    _void(battle, reason="the answers were not completed in time", generation=Generation.FAILED)
+    return True

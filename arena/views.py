@@ -1,49 +1,164 @@
-"""Server-rendered pages of the arena. Same gates as the API: a page shows what the API would."""
+"""Server-rendered pages of the arena. Same gate and services as the API: a page shows what the API would.
+
+The pages work without JavaScript (a form opens a battle; answers appear once complete on reload);
+``static/arena/battle.js`` adds streaming, voting without reloads, keyboard shortcuts and follow-ups.
+"""
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from uuid import UUID
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
-from config.errors import NotFound, ValidationFailed
+from config.errors import ApplicationError, NotFound
 
-from .apis import POSITION_LABELS
+from .captcha import captcha_enforce, captcha_verifier
 from .identity import voter_for_read, voter_from_request
-from .models import MAX_K, MIN_K, BattleStatus
-from .selectors import arena_totals, battle_get_for_voter, contender_battle_counts
-from .services import battle_create_from_pool
+from .live.state import live_state_read
+from .models import MAX_K, MIN_K, BattleStatus, Generation
+from .ratelimit import RateLimited, rate_limit_enforce
+from .rendering import markdown_to_safe_html
+from .selectors import arena_totals, battle_access, battle_view, contender_battle_counts
+from .services import LIVE_SOURCE_KINDS, battle_open, battle_void_if_stalled
+
+
+def _home_context(**extra: object) -> dict[str, object]:
+    contenders = contender_battle_counts()
+    return {"totals": arena_totals(), "contenders": contenders, "k_choices": range(MIN_K, MAX_K + 1),
+            "live_count": sum(1 for c in contenders if c.active and c.source_kind in LIVE_SOURCE_KINDS),
+            "captcha": captcha_verifier() is not None, **extra}
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "arena/home.html", {"totals": arena_totals(), "contenders": contender_battle_counts()})
+    return render(request, "arena/home.html", _home_context())
 
 
 def battle_new(request: HttpRequest) -> HttpResponse:
-    """POST: open a battle on a pooled prompt for this browser and go to it."""
+    """POST (the form without JavaScript): open a battle for this browser and go to it."""
     if request.method != "POST":
         return redirect("arena:home")
     try:
-        k = min(max(int(request.POST.get("k", 2)), MIN_K), MAX_K)
+        k = int(request.POST.get("k", 2))
     except ValueError:
         k = 2
+    prompt = request.POST.get("prompt", "") if request.POST.get("action") != "sample" else ""
     try:
-        battle = battle_create_from_pool(voter=voter_from_request(request), k=k)
-    except ValidationFailed as exc:
-        return render(request, "arena/home.html", {"totals": arena_totals(), "contenders": contender_battle_counts(),
-                                                   "error": exc.message}, status=400)
+        rate_limit_enforce(request, scope="battle")
+        captcha_enforce(request, token=request.POST.get("captcha", ""))
+        battle = battle_open(voter=voter_from_request(request), k=k, prompt_text=prompt[:settings.ARENA_PROMPT_MAX_CHARS])
+    except ApplicationError as exc:
+        response = render(request, "arena/home.html", _home_context(error=exc.message, prompt=prompt),
+                          status=exc.status)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     return redirect("arena:battle-page", battle_id=battle.id)
 
 
 def battle_page(request: HttpRequest, battle_id: UUID) -> HttpResponse:
+    battle_void_if_stalled(battle_id=battle_id)
     try:
-        battle = battle_get_for_voter(battle_id=battle_id, voter=voter_for_read(request))
+        view = battle_view(battle_access(battle_id=battle_id, voter=voter_for_read(request)))
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-    revealed = battle.status == BattleStatus.VOTED
-    slots = [
-        {"position": s.position, "label": POSITION_LABELS[s.position], "response": s.response,
-         "contender": s.contender if revealed else None}
-        for s in battle.slots.all()
-    ]
-    return render(request, "arena/battle.html", {"battle": battle, "slots": slots, "revealed": revealed})
+    turns = _turns(view)
+    return render(request, "arena/battle.html", {
+        "battle": view, "turns": turns, "aspects": settings.ARENA_VOTE_ASPECTS, "max_turns": settings.ARENA_MAX_TURNS,
+        "can_continue": (view.status == BattleStatus.OPEN and view.turns < settings.ARENA_MAX_TURNS
+                         and not view.reveal),
+        "positions": [s.label for s in view.slots],
+    })
+
+
+def _turns(view) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """The conversation as turns: each user message with every slot's answer to it, rendered."""
+    turns: list[dict[str, object]] = []
+    for turn in range(view.turns):
+        answers = []
+        prompt = ""
+        for slot in view.slots:
+            users = [m["content"] for m in slot.conversation if m.get("role") == "user"]
+            assistants = [m["content"] for m in slot.conversation if m.get("role") == "assistant"]
+            prompt = users[turn] if turn < len(users) else (view.prompt.text if view.prompt and turn == 0 else "")
+            if turn < len(assistants):
+                text = assistants[turn]
+            elif turn == view.turns - 1:
+                text = slot.response  # the turn in progress (released text), or a slot stored without conversation
+            else:
+                text = ""
+            answers.append({"slot": slot, "html": markdown_to_safe_html(text)})
+        turns.append({"number": turn + 1, "prompt": prompt, "answers": answers, "current": turn == view.turns - 1})
+    return turns
+
+
+def about(request: HttpRequest) -> HttpResponse:
+    return render(request, "arena/about.html")
+
+
+def privacy(request: HttpRequest) -> HttpResponse:
+    return render(request, "arena/privacy.html")
+
+
+def _event(name: str, data: dict[str, object]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@require_GET
+def battle_stream(request: HttpRequest, battle_id: UUID) -> HttpResponse:
+    """Server-sent events with the current turn's answers as they are released (rendered, sanitised HTML).
+
+    Events: ``update`` {turn, slots: [{position, html}]}, then ``done`` {turn, slots} or ``void``
+    {reason}. Slots are always listed in position order and carry nothing but position and text, so
+    the stream says no more than the page; the pace is set by ``arena.live.pacing``.
+    """
+    try:
+        view = battle_view(battle_access(battle_id=battle_id, voter=voter_for_read(request)))
+    except NotFound as exc:
+        return JsonResponse(exc.as_body(), status=404)
+    response = StreamingHttpResponse(_battle_events(view.id, view.turns), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
+    return response
+
+
+def _slots_html(texts: list[str]) -> list[dict[str, object]]:
+    return [{"position": i, "html": markdown_to_safe_html(t)} for i, t in enumerate(texts)]
+
+
+def _battle_events(battle_id: UUID, turn: int) -> Iterator[str]:
+    from .models import Battle
+
+    tick = settings.ARENA_STREAM_TICK_MS / 1000
+    deadline = time.monotonic() + settings.ARENA_GENERATION_TIMEOUT_S + 30
+    last_seq, last_ping = -1, time.monotonic()
+    yield "retry: 2000\n\n"
+    while time.monotonic() < deadline:
+        state = live_state_read(battle_id)
+        if state is not None and state.turn == turn:
+            if state.complete:
+                yield (_event("void", {"reason": state.void_reason}) if state.void_reason
+                       else _event("done", {"turn": turn, "slots": _slots_html(state.texts)}))
+                return
+            if state.seq != last_seq and state.texts:  # texts is empty until the first release
+                last_seq = state.seq
+                yield _event("update", {"turn": turn, "slots": _slots_html(state.texts)})
+        else:
+            # No live state for this turn (another process's cache, or it expired): the database decides.
+            battle = Battle.objects.filter(id=battle_id).only("status", "generation", "void_reason", "turns").first()
+            if battle is None or battle.status == BattleStatus.VOID:
+                yield _event("void", {"reason": battle.void_reason if battle else "the battle is gone"})
+                return
+            if battle.generation == Generation.DONE or battle.turns != turn:
+                texts = [s.response for s in battle.slots.order_by("position")]
+                yield _event("done", {"turn": battle.turns, "slots": _slots_html(texts)})
+                return
+        if time.monotonic() - last_ping > 15:
+            last_ping = time.monotonic()
+            yield ": ping\n\n"  # keeps proxies from closing an idle connection
+        time.sleep(tick)
+    yield _event("void", {"reason": "the answers were not completed in time"})

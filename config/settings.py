@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks",
@@ -143,8 +144,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
+        # Last: a visitor known only by the anonymous cookie must send the CSRF token on writes too.
+        "arena.auth.VoterCookieAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -177,6 +181,33 @@ ARENA_VOTER_COOKIE = "arena_voter"
 LEADERBOARD_REFIT_VOTES = env_int("LEADERBOARD_REFIT_VOTES", 100)
 LEADERBOARD_REFIT_MINUTES = env_int("LEADERBOARD_REFIT_MINUTES", 10)
 ARENA_VOTER_COOKIE_MAX_AGE = 60 * 60 * 24 * 365
+# Live battles. An unvoted battle expires after this long; a conversation may continue this many turns.
+ARENA_BATTLE_TTL_MINUTES = env_int("ARENA_BATTLE_TTL_MINUTES", 24 * 60)
+ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5)
+ARENA_PROMPT_MAX_CHARS = env_int("ARENA_PROMPT_MAX_CHARS", 20_000)
+# A turn whose sources have not all answered after this long voids its battle.
+ARENA_GENERATION_TIMEOUT_S = env_int("ARENA_GENERATION_TIMEOUT_S", 180)
+# Threads per web process that call the response sources (each source call holds one while it runs).
+ARENA_GENERATION_THREADS = env_int("ARENA_GENERATION_THREADS", 32)
+# How often streamed text is released to visitors (all slots in lockstep; see arena/live/pacing.py).
+ARENA_STREAM_TICK_MS = env_int("ARENA_STREAM_TICK_MS", 50)
+# Matchmaking: which policy picks the K contenders, and its parameters (arena/matchmaking/).
+ARENA_MATCHMAKING_POLICY = env_str("ARENA_MATCHMAKING_POLICY", "weighted")
+ARENA_MATCHMAKING_NEW_BOOST = float(env_str("ARENA_MATCHMAKING_NEW_BOOST", "3.0"))
+ARENA_MATCHMAKING_NEW_UNTIL_VOTES = env_int("ARENA_MATCHMAKING_NEW_UNTIL_VOTES", 300)
+# A source that failed this many times in a row is left out of matchmaking for the cool-down.
+ARENA_SOURCE_FAILURE_LIMIT = env_int("ARENA_SOURCE_FAILURE_LIMIT", 3)
+ARENA_SOURCE_COOLDOWN_S = env_int("ARENA_SOURCE_COOLDOWN_S", 300)
+# Abuse protection. Rates are "N/second|minute|hour|day", per voter and per client address.
+ARENA_BATTLE_RATE_LIMIT = env_str("ARENA_BATTLE_RATE_LIMIT", "20/minute")
+ARENA_BATTLE_IP_RATE_LIMIT = env_str("ARENA_BATTLE_IP_RATE_LIMIT", "120/minute")
+ARENA_VOTE_RATE_LIMIT = env_str("ARENA_VOTE_RATE_LIMIT", "30/minute")
+ARENA_VOTE_IP_RATE_LIMIT = env_str("ARENA_VOTE_IP_RATE_LIMIT", "300/minute")
+# Proxies in front of the service that append to X-Forwarded-For. 0: the header is ignored and the
+# socket's address is the client's; N: the N-th address from the right is (the one our nearest proxy saw).
+ARENA_TRUSTED_PROXIES = env_int("ARENA_TRUSTED_PROXIES", 0)
+# Dotted path of a callable (request, token) -> bool that verifies a CAPTCHA token; empty = no CAPTCHA.
+ARENA_CAPTCHA_VERIFIER = env_str("ARENA_CAPTCHA_VERIFIER", "")
 
 LOGGING = {
     "version": 1,

@@ -31,7 +31,9 @@ class LeaderboardConfig:
     date_to: str = ""
     exclude_ties: bool = False  # drop ties and "both bad"
     exclude_both_bad: bool = False  # drop only "both bad" (by default it counts as a tie)
-    exclude_flagged: bool = False
+    # Flagged votes (identity leaks, duplicate prompts) and flagged voters' votes are kept but not counted
+    # unless asked for: a default leaderboard never rests on votes the arena itself distrusts.
+    exclude_flagged: bool = True
     include_named: bool = False  # votes where the voter saw the names (FastChat's non-anony)
     aspect: str = ""  # fit the per-aspect verdicts instead of the overall one
 

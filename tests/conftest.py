@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 from arena.models import Battle, Contender
 from arena.services import SlotInput, battle_create, voter_get_or_create
 
+pytest_plugins = ["tests.support.fixtures"]
+
 # The real GenAI-Arena file (a copy of shared/data's, shipped with the demo).
 REAL_FILE = os.path.join(os.path.dirname(__file__), "..", "arena", "demo", "genai_arena_clean_battle_20240220.json")
 

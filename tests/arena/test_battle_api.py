@@ -59,10 +59,14 @@ def test_a_bad_battle_is_refused_and_nothing_is_stored(staff_api, contenders, na
     assert not Battle.objects.exists() and not BattleSlot.objects.exists() and not Prompt.objects.exists()
 
 
-def test_a_battle_without_slots_field_names_it(staff_api, contenders):
+def test_a_typed_prompt_with_no_live_contender_says_why(staff_api, contenders):
+    # Without slots a battle is matched and generated; these contenders have no source that answers new prompts.
     response = staff_api.post("/api/v1/battles", {"prompt": "hi"}, format="json")
     assert response.status_code == 400
-    assert "slots" in response.json()["error"]["fields"]
+    error = response.json()["error"]
+    assert error["code"] == "no_live_contenders" and "prompt" in error["fields"]
+    assert "Surprise me" in error["message"]
+    assert not Battle.objects.exists()
 
 
 def test_fetching_another_voters_battle_is_not_found(voter_api, other_api, make_battle):

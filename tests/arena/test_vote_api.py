@@ -160,10 +160,11 @@ def test_per_aspect_outcomes_are_kept(voter_api, make_battle):
 
 def test_a_void_battle_takes_no_vote(voter_api, make_battle):
     battle = make_battle(voter_api)
-    Battle.objects.filter(id=battle.id).update(status="void")
+    Battle.objects.filter(id=battle.id).update(status="void", void_reason="answer B could not be generated")
     response = vote(voter_api, battle, {"outcome": "a"})
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "battle_closed"
+    assert response.json()["error"]["code"] == "battle_void"
+    assert "answer B could not be generated" in response.json()["error"]["message"]
     assert not Vote.objects.exists()
 
 

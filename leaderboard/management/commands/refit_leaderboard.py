@@ -1,6 +1,7 @@
 """python manage.py refit_leaderboard [--method bt] [--ties half] ... : fit and store a snapshot."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import fields
 from typing import Any
 
@@ -17,8 +18,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         for f in fields(LeaderboardConfig):
             flag = "--" + f.name.replace("_", "-")
-            if f.type == "bool":
-                parser.add_argument(flag, action="store_true", dest=f.name)
+            if f.type == "bool":  # --exclude-flagged / --no-exclude-flagged; unset keeps the default
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, dest=f.name, default=None)
             else:
                 parser.add_argument(flag, dest=f.name, type=int if f.type == "int" else str, default=None)
         parser.add_argument("--defaults", action="store_true", help="refit every default leaderboard of the page")
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         try:
             configs = list(DEFAULT_CONFIGS) if options["defaults"] else [LeaderboardConfig.from_query(
                 {f.name: options[f.name] for f in fields(LeaderboardConfig)
-                 if options[f.name] is not None and options[f.name] is not False})]
+                 if options[f.name] is not None})]
             for config in configs:
                 snapshot = leaderboard_refit(config=config)
                 top = snapshot.rows.select_related("contender").order_by("rank").first()

@@ -1,0 +1,53 @@
+"""How much of each streamed answer is shown, so that streaming does not reveal who is answering.
+
+Models differ in speed: a visitor who watches answer A appear at 80 tokens/s and B at 20 tokens/s,
+or A start two seconds before B, learns something about which model is which — the kind of hint the
+arena's anonymity exists to remove. So the text released to the page is not the text the sources
+have produced; it follows these rules:
+
+1. Nothing is released until every slot has produced its first piece (or finished): the time to the
+   first token of each model is hidden behind the slowest one.
+2. At each tick every slot advances by the *same* number of characters: the smallest backlog among
+   the slots still generating (a finished slot's backlog does not limit the others). All answers
+   therefore grow in lockstep, at the pace of the slowest live model, and an answer stops growing
+   only because its text has ended — which is content, not timing.
+3. When every source has finished, everything left is released at once.
+4. Each update lists the slots in position order, whatever order their text arrived in.
+
+No number here depends on which contender sits in which slot, only on how much text each has.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def paced_release(
+    *, produced: Sequence[int], released: Sequence[int], finished: Sequence[bool]
+) -> list[int]:
+    """Characters of each slot to show after this tick.
+
+    Parameters
+    ----------
+    produced : sequence of int
+        Characters each slot's source has produced so far.
+    released : sequence of int
+        Characters of each slot already shown (never more than ``produced``).
+    finished : sequence of bool
+        Whether each slot's source has finished (successfully or not).
+
+    Returns
+    -------
+    list of int
+        The new released length of each slot: never less than ``released``, never more than
+        ``produced``.
+    """
+    if not len(produced) == len(released) == len(finished):
+        raise ValueError("produced, released and finished must have one entry per slot")
+    if any(r > p for p, r in zip(produced, released, strict=True)):
+        raise ValueError("cannot have released more than was produced")
+    if all(finished):
+        return list(produced)
+    if any(p == 0 and not f for p, f in zip(produced, finished, strict=True)):
+        return list(released)  # rule 1: someone has not started yet
+    step = min(p - r for p, r, f in zip(produced, released, finished, strict=True) if not f)
+    return [min(p, r + step) for p, r in zip(produced, released, strict=True)]

@@ -1,0 +1,68 @@
+"""Reads for matchmaking: the plain arrays a policy decides on, built from the database and the cache."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from django.db.models import Count
+
+from arena.models import BattleSlot, BattleStatus, Contender
+from leaderboard.config import LeaderboardConfig
+from leaderboard.models import SnapshotRow
+from leaderboard.selectors import snapshot_latest
+
+from .health import source_failing
+from .policies import ContenderStats
+
+
+def voted_battle_counts(contender_ids: Sequence[int]) -> dict[int, int]:
+    """Voted battles each contender appeared in, in one GROUP BY (contenders with none are absent).
+
+    Battles rather than slots: a named battle may show one model twice, which is still one vote.
+    """
+    rows = (BattleSlot.objects.filter(contender_id__in=contender_ids, battle__status=BattleStatus.VOTED)
+            .values("contender_id").annotate(n=Count("battle_id", distinct=True))
+            .order_by()  # no default ordering in the GROUP BY
+            .values_list("contender_id", "n"))
+    return dict(rows)
+
+
+def latest_ratings(contender_ids: Sequence[int]) -> dict[int, tuple[float, float, float]]:
+    """(rating, ci_low, ci_high) per contender from the latest snapshot of the default leaderboard.
+
+    NaN stands for an unknown bound; contenders not in the snapshot (or no snapshot at all) are absent.
+    """
+    snapshot = snapshot_latest(LeaderboardConfig())
+    if snapshot is None:
+        return {}
+    rows = SnapshotRow.objects.filter(snapshot=snapshot, contender_id__in=contender_ids).values_list(
+        "contender_id", "rating", "ci_low", "ci_high")
+    return {cid: (rating, _nan_if_none(low), _nan_if_none(high)) for cid, rating, low, high in rows}
+
+
+def _nan_if_none(value: float | None) -> float:
+    return np.nan if value is None else float(value)
+
+
+def contender_stats(*, candidates: Sequence[Contender], with_snapshot: bool = False) -> ContenderStats:
+    """The policy's view of ``candidates``, index ``i`` describing ``candidates[i]``.
+
+    ``votes`` counts voted battles (one query); ``weight`` is the sampling weight; ``available`` means
+    active and with a source that is not failing (the caller passes only contenders that can answer
+    the prompt). With ``with_snapshot`` the latest default leaderboard fills ``rating`` and its
+    interval (NaN where unknown); without, they are all NaN and no snapshot is read.
+    """
+    ids = [c.id for c in candidates]
+    if len(set(ids)) != len(ids):
+        raise ValueError("each candidate may appear once")  # a policy could otherwise pick one model twice
+    counts = voted_battle_counts(ids)
+    failing = source_failing(ids)
+    ratings = latest_ratings(ids) if with_snapshot else {}
+    unknown = (np.nan, np.nan, np.nan)
+    rated = np.array([ratings.get(i, unknown) for i in ids], dtype=np.float64).reshape(len(ids), 3)
+    return ContenderStats(
+        votes=np.array([counts.get(i, 0) for i in ids], dtype=np.int64),
+        weight=np.array([c.sampling_weight for c in candidates], dtype=np.float64),
+        available=np.array([c.active and c.id not in failing for c in candidates], dtype=bool),
+        rating=rated[:, 0], ci_low=rated[:, 1], ci_high=rated[:, 2],
+    )

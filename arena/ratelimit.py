@@ -1,0 +1,72 @@
+"""Per-voter and per-address rate limits on opening battles and voting, counted in the shared cache.
+
+Fixed windows counted with ``cache.add`` + ``cache.incr``: both are single atomic commands on Redis,
+so concurrent requests on several web processes never lose a count. (On the local-memory cache of
+the demo they are atomic within the one process.) A refused request raises ``RateLimited``, which the
+API answers with 429, a ``Retry-After`` header and a JSON body, and a page shows as a message.
+"""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+
+from config.errors import ApplicationError
+
+from .identity import client_ip, voter_key_for_request
+from .services import ip_hash
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+SCOPES = {  # scope -> (per-voter setting, per-address setting)
+    "battle": ("ARENA_BATTLE_RATE_LIMIT", "ARENA_BATTLE_IP_RATE_LIMIT"),
+    "vote": ("ARENA_VOTE_RATE_LIMIT", "ARENA_VOTE_IP_RATE_LIMIT"),
+}
+
+
+class RateLimited(ApplicationError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"30/minute"`` -> (30, 60)."""
+    try:
+        count, period = rate.split("/")
+        return int(count), PERIODS[period.strip()]
+    except (ValueError, KeyError):
+        raise ImproperlyConfigured(f"rate {rate!r} is not N/second|minute|hour|day") from None
+
+
+def _hit(key: str, *, limit: int, window: int, now: float) -> int | None:
+    """Count one request against ``key``; the seconds until its window ends if over the limit, else None."""
+    start = int(now // window) * window
+    bucket = f"ratelimit:{key}:{window}:{start}"
+    cache.add(bucket, 0, timeout=window + 1)
+    try:
+        count = cache.incr(bucket)
+    except ValueError:  # the bucket expired between add and incr: this request opens a new window
+        cache.add(bucket, 1, timeout=window + 1)
+        count = 1
+    return max(1, int(start + window - now + 0.999)) if count > limit else None
+
+
+def rate_limit_enforce(request: HttpRequest, *, scope: str) -> None:
+    """Count this request in ``scope`` for its voter and its address; raise RateLimited past either limit."""
+    voter_setting, ip_setting = SCOPES[scope]
+    now = time.time()
+    checks = [(f"{scope}:voter:{voter_key_for_request(request)}", getattr(settings, voter_setting))]
+    if ip := client_ip(request):
+        checks.append((f"{scope}:ip:{ip_hash(ip)}", getattr(settings, ip_setting)))  # no raw address in the cache
+    for key, rate in checks:
+        limit, window = parse_rate(rate)
+        if (retry_after := _hit(key, limit=limit, window=window, now=now)) is not None:
+            what = "new battles" if scope == "battle" else "votes"
+            raise RateLimited(f"too many {what}: at most {rate.replace('/', ' per ')}; try again in {retry_after} s",
+                              retry_after=retry_after)
