@@ -1,12 +1,40 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 
 from .models import Battle, BattleSlot, Contender, PoolResponse, Prompt, Vote, VoteFlag, Voter
+from .sources import SourceConfigError, validate_source_config
+
+
+class ContenderAdminForm(forms.ModelForm):
+    """Refuses a source config that no source could be built from, with the problem shown on the field."""
+
+    class Meta:
+        model = Contender
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        kind = cleaned.get("source_kind")
+        if kind is None or "source_config" in self.errors:
+            return cleaned  # the field's own error is already shown
+        try:
+            cleaned["source_config"] = validate_source_config(kind, cleaned.get("source_config"))
+        except SourceConfigError as exc:
+            if exc.field == "source_kind":
+                self.add_error("source_kind", exc.message)
+            else:
+                key = (exc.field or "").removeprefix("source_config").lstrip(".")
+                self.add_error("source_config", f"{key}: {exc.message}" if key else exc.message)
+        return cleaned
 
 
 @admin.register(Contender)
 class ContenderAdmin(admin.ModelAdmin):
+    form = ContenderAdminForm
     list_display = ["name", "organization", "license", "family", "source_kind", "active", "sampling_weight"]
     list_filter = ["active", "source_kind", "organization"]
     search_fields = ["name", "organization", "family"]
@@ -51,15 +79,17 @@ class BattleSlotInline(admin.TabularInline):
 
 @admin.register(Battle)
 class BattleAdmin(admin.ModelAdmin):
-    list_display = ["id", "k", "status", "anonymous", "voter", "created", "revealed_at"]
-    list_filter = ["status", "k", "anonymous"]
+    list_display = ["id", "k", "status", "generation", "prompt_source", "turns", "anonymous", "voter", "created",
+                    "revealed_at", "void_reason", "identity_leak"]
+    list_filter = ["status", "generation", "prompt_source", "k", "anonymous"]
     raw_id_fields = ["prompt", "voter"]
     inlines = [BattleSlotInline]
     date_hierarchy = "created"
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
         if obj is not None and obj.status == "voted":
-            return ["prompt", "k", "voter", "anonymous", "created", "revealed_at", "status"]
+            return ["prompt", "k", "voter", "anonymous", "created", "revealed_at", "status", "prompt_source",
+                    "generation", "generation_started", "turns", "void_reason", "identity_leak"]
         return []
 
 
@@ -73,7 +103,7 @@ class VoteAdmin(admin.ModelAdmin):
     """Votes are append-only: the admin may flag them but not edit what was voted."""
 
     list_display = ["battle", "voter", "kind", "outcome", "best_position", "created"]
-    list_filter = ["kind", "outcome"]
+    list_filter = ["kind", "outcome", "flags__code", "voter__flagged"]
     raw_id_fields = ["battle", "voter"]
     inlines = [VoteFlagInline]
     readonly_fields = ["battle", "voter", "created", "kind", "outcome", "best_position", "ranking", "aspects",

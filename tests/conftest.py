@@ -35,6 +35,12 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {vendor}{note}"
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # Test users need passwords, not slow key stretching: PBKDF2 costs ~0.2 s per user on these machines.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def contenders(db) -> list[Contender]:
     specs = [("alpha-7b", "Alpha Labs", "apache-2.0"), ("beta-13b", "Beta Inc", "mit"),
