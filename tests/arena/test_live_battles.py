@@ -217,3 +217,15 @@ def test_k_wise_battle_with_four_live_models_takes_a_ranking(voter_api, openai_s
     vote = voter_api.post(f"/api/v1/battles/{body['id']}/vote", {"ranking": [[2], [0, 3], [1]]}, format="json")
     assert vote.status_code == 201
     assert Vote.objects.get().ranking == [[2], [0, 3], [1]]
+
+
+def test_a_local_transformers_model_answers_beside_an_http_one(voter_api, openai_server, tiny_causal_lm):
+    live_contender(openai_server, "quokka-7b", "echo-1")
+    Contender.objects.create(name="tiny-local", source_kind="transformers",
+                             source_config={"path": str(tiny_causal_lm), "max_tokens": 8, "seed": 3})
+    body = open_battle(voter_api, prompt="the cat sat", k=2)
+    detail = finished(voter_api, body["id"])
+    assert detail["status"] == "open" and detail["complete"], detail
+    local = BattleSlot.objects.get(battle_id=body["id"], contender__name="tiny-local")
+    assert local.response and local.token_count and local.token_count <= 8
+    assert local.conversation[-1] == {"role": "assistant", "content": local.response}
