@@ -48,10 +48,6 @@ class BattleAlreadyVoted(Conflict):
     code = "battle_already_voted"
 
 
-class BattleClosed(Conflict):
-    code = "battle_closed"
-
-
 class BattleVoid(Conflict):
     code = "battle_void"
 
