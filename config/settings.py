@@ -206,6 +206,19 @@ ARENA_VOTE_IP_RATE_LIMIT = env_str("ARENA_VOTE_IP_RATE_LIMIT", "300/minute")
 # Proxies in front of the service that append to X-Forwarded-For. 0: the header is ignored and the
 # socket's address is the client's; N: the N-th address from the right is (the one our nearest proxy saw).
 ARENA_TRUSTED_PROXIES = env_int("ARENA_TRUSTED_PROXIES", 0)
+# Anomalous voters (Chiang et al. 2024, section 5.1; arena/anomaly.py): Fisher's test at these vote counts,
+# at this overall level, judging only votes whose ordered pair has this much history from other voters.
+ARENA_ANOMALY_ALPHA = float(env_str("ARENA_ANOMALY_ALPHA", "0.01"))
+ARENA_ANOMALY_CHECKPOINTS = tuple(int(n) for n in env_list("ARENA_ANOMALY_CHECKPOINTS", "5,10,20,50,100"))
+ARENA_ANOMALY_MIN_PAIR_HISTORY = env_int("ARENA_ANOMALY_MIN_PAIR_HISTORY", 20)
+ARENA_ANOMALY_DRAW_HABIT = env_bool("ARENA_ANOMALY_DRAW_HABIT", default=False)
+# Typed prompts voted on more often than this percentile of prompts (and at least MIN_COUNT times) keep their
+# first KEEP votes rated; the rest are flagged duplicate_prompt (kept, not counted).
+ARENA_DUPLICATE_PROMPT_PERCENTILE = float(env_str("ARENA_DUPLICATE_PROMPT_PERCENTILE", "99.9"))
+ARENA_DUPLICATE_PROMPT_MIN_COUNT = env_int("ARENA_DUPLICATE_PROMPT_MIN_COUNT", 10)
+ARENA_DUPLICATE_PROMPT_KEEP = env_int("ARENA_DUPLICATE_PROMPT_KEEP", 5)
+# After a vote, moderation (both checks) runs at most once per this many seconds (manage.py db_worker).
+ARENA_MODERATION_DEBOUNCE_SECONDS = env_int("ARENA_MODERATION_DEBOUNCE_SECONDS", 300)
 # Dotted path of a callable (request, token) -> bool that verifies a CAPTCHA token; empty = no CAPTCHA.
 ARENA_CAPTCHA_VERIFIER = env_str("ARENA_CAPTCHA_VERIFIER", "")
 

@@ -1,0 +1,432 @@
+"""Anomalous-voter detection after Chatbot Arena (Chiang et al. 2024, §5.1, Eq. 10): the pure core.
+
+No Django here: plain numbers and numpy arrays in, numbers and dataclasses out. The service
+(:mod:`arena.moderation`) reads votes, builds the pair histories and calls these functions.
+
+What is implemented, exactly
+----------------------------
+**Comparisons.** A vote is tested as one comparison of an *ordered* pair of contenders: the model
+shown in the first (lower) position and the one in the second, with the outcome seen from the first:
+:data:`WIN`, :data:`LOSS` or :data:`DRAW`. Ordered by position rather than unordered because an
+always-A voter is a position pattern, which an unordered view erases; and because each ordered pair
+has its own history, the crowd's own position bias is part of the null and never counts against a
+voter. The price is half as much history per key.
+
+- Pairwise votes: ``a`` is a :data:`WIN`, ``b`` a :data:`LOSS`; ``tie`` and ``both_bad`` are merged
+  into :data:`DRAW`. Why merged: whether someone clicks "tie" or "both bad" for two answers of
+  similar quality is mostly that person's habit, not a property of the pair, so keeping them apart
+  would flag honest voters for their style.
+- K-wise votes (``best_of_k`` and ``ranking``, K > 2): every vote *in the history* contributes all
+  of its K(K-1)/2 implied comparisons, one per pair of positions ``p < q``; the *tested* vote
+  contributes one comparison, between a pair of positions drawn uniformly at random (``rng``), so
+  that each vote gives exactly one p-value (the comparisons of one ranking are strongly dependent).
+  Because the pair is drawn without looking at the verdict, the tested comparison and each history
+  comparison of that pair have the same distribution under the null. Outcomes: for a ranking, the
+  better group wins and one group is a :data:`DRAW`; for best-of-K, the best wins, and a pair where
+  neither is the best is a :data:`DRAW` ("neither was the best").
+- Histories are kept apart per vote kind and K (the service keys them ``(kind, k, first, second)``):
+  "neither was the best of 4" and "tie in a pairwise vote" are different events.
+
+**Per-vote p-value** (:func:`vote_pvalue`). The paper's Eq. 10 is a conformal p-value,
+``p = (1 + #{h in H : h at least as extreme as the vote}) / (|H| + 1)`` over the pair's history
+``H``; the ``1 +`` counts the vote itself, which is the add-one smoothing that keeps an outcome never
+seen before at ``p >= 1 / (|H| + 1)``, never 0. What "extreme" means is ours to choose: any ordering
+of outcomes that depends on ``H`` and the vote only through their union (the "bag") and on the voter's
+*earlier* votes keeps the p-value valid. We order outcomes by the likelihood ratio of a *content-blind*
+voter against the bag's frequencies ``pi``: a voter whose outcome does not depend on which models it
+sees, with the habits it showed in its earlier comparisons (``r_W, r_L, r_D``: its wins, losses and
+draws for the first position so far). By default (``draw_habit=False``) that voter draws as often as
+the crowd does on this pair and splits its decisive votes between the positions as it did before,
+``w = (r_W + 1) / (r_W + r_L + 2)`` (1/2 for a first vote):
+
+    ratio(WIN) = w (1 - pi_D) / pi_W,   ratio(LOSS) = (1 - w) (1 - pi_D) / pi_L,   ratio(DRAW) = 1.
+
+A larger ratio is more extreme. So an upset (the pair's underdog winning) is extreme, more so the
+clearer the favourite; a vote for the position the voter keeps choosing is extreme once the habit is
+established (always-A voters); draws are neutral, so an honest voter who ties much more or much less
+than average is not flagged for that alone, while a voter who draws on pairs with a clear favourite
+still is (draws rank between the favourite's win and the upset). For a first vote the ordering is
+"favourite wins < draw < upset", one reading of the paper's ``h >= H``. With ``draw_habit=True`` the
+voter's own draw share counts as well, ``q(o) = (r_o + 1) / (r_W + r_L + r_D + 3)`` and
+``ratio(o) = q(o) / pi_o`` (for a first vote: the rarer the outcome, the more extreme): more power
+against voters who click at random (they draw half the time), at the cost of flagging honest voters
+whose tie rate is far from the crowd's — benchmarks/anomaly_simulation.py measures both. Equal
+ratios are broken by an independent uniform draw (the smoothed conformal p-value, Vovk et al.
+2005): with ``rng`` the p-value is exactly Uniform(0, 1) when the vote is exchangeable with the
+history; without ``rng`` ties count as extreme, which is valid but conservative. The randomization
+matters: the commonest outcome otherwise always gets ``p = 1`` (``-2 log p = 0``), so honest voters
+sit far below the chi-square null that Fisher's method assumes and the test loses most of its power.
+
+**Combination and checkpoints** (:func:`voter_anomaly_test`). Fisher's method on a voter's first
+``j`` p-values in time order, ``M_j = -2 sum_{i <= j} log p_i``, which is chi-square with ``2 j``
+degrees of freedom under the null, at each checkpoint ``j`` (default 5, 10, 20, 50, 100) that the
+voter has reached. The voter is flagged at the first checkpoint where ``P(chi2_{2j} >= M_j) <=
+alpha / len(checkpoints)``: a Bonferroni correction over *all* configured checkpoints, as the paper's
+``chi2_{2j, 1 - alpha/5}`` with five checkpoints, so an honest voter is flagged with probability at
+most ``alpha`` however many votes it has. The paper draws its checkpoints at random to make the test
+harder to game; ours are fixed and configurable. Only a voter's first ``max(checkpoints)`` judged
+votes are ever tested (as in the paper): a voter who turns bad later is not caught by this test.
+
+Caveat: the p-values of one voter share the pair histories, so given the data they are not exactly
+independent (conformal p-values on a common calibration set are positively dependent, which makes
+Fisher's method slightly liberal). With histories of a few dozen votes per pair and votes spread
+over many pairs the effect is small; ``tests/arena/test_anomaly_core.py`` checks the false-flag rate
+by simulation, and the service skips votes whose pair history is shorter than ``min_pair_history``.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_CHECKPOINTS",
+    "DRAW",
+    "LOSS",
+    "N_OUTCOMES",
+    "WIN",
+    "AnomalyResult",
+    "fisher_combine",
+    "kwise_comparison",
+    "kwise_comparisons",
+    "pairwise_comparison",
+    "validate_checkpoints",
+    "vote_pvalue",
+    "voter_anomaly_test",
+    "voter_pvalues",
+]
+
+# Outcomes from the view of the model in the first (lower) position of the compared pair.
+WIN, LOSS, DRAW = 0, 1, 2
+N_OUTCOMES = 3
+DEFAULT_CHECKPOINTS: tuple[int, ...] = (5, 10, 20, 50, 100)
+DEFAULT_ALPHA = 0.01
+
+# One comparison: (contender in the first position, contender in the second, outcome code).
+Comparison = tuple[int, int, int]
+
+
+# ------------------------------------------------------------------------------ comparisons
+def pairwise_comparison(contender_a: int, contender_b: int, outcome: str) -> Comparison:
+    """The comparison a pairwise vote makes.
+
+    Parameters
+    ----------
+    contender_a, contender_b : int
+        Ids of the contenders in positions A and B.
+    outcome : {"a", "b", "tie", "both_bad"}
+        The vote.
+
+    Returns
+    -------
+    tuple of int
+        ``(contender_a, contender_b, code)``: :data:`WIN` for ``a``, :data:`LOSS` for ``b``,
+        :data:`DRAW` for ``tie`` and ``both_bad``.
+
+    Raises
+    ------
+    ValueError
+        If the outcome is unknown.
+    """
+    codes = {"a": WIN, "b": LOSS, "tie": DRAW, "both_bad": DRAW}
+    if outcome not in codes:
+        raise ValueError(f"unknown pairwise outcome {outcome!r}")
+    return (contender_a, contender_b, codes[outcome])
+
+
+def _group_of(k: int, *, best_position: int | None, ranking: Sequence[Sequence[int]] | None) -> list[int]:
+    """Rank group of each position (0 = best). Best-of-K: the best is group 0, every other position group 1."""
+    if (best_position is None) == (ranking is None):
+        raise ValueError("give exactly one of best_position and ranking")
+    if best_position is not None:
+        if not 0 <= best_position < k:
+            raise ValueError(f"best_position {best_position} outside 0..{k - 1}")
+        return [0 if p == best_position else 1 for p in range(k)]
+    group = [-1] * k
+    for g, members in enumerate(ranking or ()):
+        for p in members:
+            if not 0 <= p < k or group[p] != -1:
+                raise ValueError(f"ranking must name each position 0..{k - 1} exactly once")
+            group[p] = g
+    if -1 in group:
+        raise ValueError(f"ranking must name each position 0..{k - 1} exactly once")
+    return group
+
+
+def _compare(contenders: Sequence[int], group: Sequence[int], p: int, q: int) -> Comparison:
+    """Positions ``p < q``: same group (or neither is the best of K) is a draw, else the better group wins."""
+    code = DRAW if group[p] == group[q] else WIN if group[p] < group[q] else LOSS
+    return (contenders[p], contenders[q], code)
+
+
+def kwise_comparisons(contenders: Sequence[int], *, best_position: int | None = None,
+                      ranking: Sequence[Sequence[int]] | None = None) -> list[Comparison]:
+    """All ``K (K - 1) / 2`` comparisons implied by a K-wise vote: what it adds to the histories.
+
+    Parameters
+    ----------
+    contenders : sequence of int
+        Contender id in each position 0..K-1.
+    best_position : int, optional
+        Best-of-K vote: the chosen position. The best beats every other; two others are a :data:`DRAW`.
+    ranking : sequence of sequences of int, optional
+        Ranking vote: groups of positions, best first; positions in one group are a :data:`DRAW`.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(contender at p, contender at q, code)`` for every pair of positions ``p < q``.
+    """
+    k = len(contenders)
+    group = _group_of(k, best_position=best_position, ranking=ranking)
+    return [_compare(contenders, group, p, q) for p in range(k) for q in range(p + 1, k)]
+
+
+def kwise_comparison(contenders: Sequence[int], *, rng: np.random.Generator, best_position: int | None = None,
+                     ranking: Sequence[Sequence[int]] | None = None) -> Comparison:
+    """The one comparison a K-wise vote is tested on: a uniformly drawn pair of positions ``p < q``.
+
+    The draw does not look at the verdict, so under the null the comparison has the distribution of
+    each comparison of that ordered pair in the history (see the module docstring).
+
+    Parameters
+    ----------
+    contenders, best_position, ranking
+        As in :func:`kwise_comparisons`.
+    rng : numpy.random.Generator
+        Draws the pair.
+
+    Returns
+    -------
+    tuple of int
+        ``(contender at p, contender at q, code)``.
+    """
+    k = len(contenders)
+    group = _group_of(k, best_position=best_position, ranking=ranking)
+    p, q = sorted(int(x) for x in rng.choice(k, size=2, replace=False))
+    return _compare(contenders, group, p, q)
+
+
+# ------------------------------------------------------------------------------ p-values
+def _ratios(bag: np.ndarray, habit: Sequence[int], *, draw_habit: bool) -> list[tuple[int, int] | None]:
+    """Each outcome's likelihood ratio as an exact fraction (numerator, denominator); None if not in the bag.
+
+    Neutral draws: with ``w = (r_W + 1) / (r_W + r_L + 2)`` and ``pi = bag / bag.sum()``,
+    ``ratio(WIN) = w (1 - pi_D) / pi_W = (r_W + 1)(b_W + b_L) / ((r_W + r_L + 2) b_W)``, likewise LOSS, and
+    ``ratio(DRAW) = 1``. With the draw habit, ``q(o) = (r_o + 1) / (r_W + r_L + r_D + 3)`` and the common
+    factors cancel: ``ratio(o) = (r_o + 1) / b_o``. Integers throughout, so that equal ratios compare
+    equal and are broken at random, never by rounding.
+    """
+    b = [int(x) for x in bag]
+    if draw_habit:
+        return [(habit[o] + 1, b[o]) if b[o] else None for o in range(N_OUTCOMES)]
+    decisive, total = b[WIN] + b[LOSS], habit[WIN] + habit[LOSS] + 2
+    return [
+        ((habit[WIN] + 1) * decisive, total * b[WIN]) if b[WIN] else None,
+        ((habit[LOSS] + 1) * decisive, total * b[LOSS]) if b[LOSS] else None,
+        (1, 1) if b[DRAW] else None,
+    ]
+
+
+def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int] = (0, 0, 0),
+                draw_habit: bool = False, rng: np.random.Generator | None = None) -> float:
+    """Conformal p-value of one vote's outcome against the pair's history of outcomes.
+
+    The bag is the history plus this vote; each outcome's extremeness is its likelihood ratio (module
+    docstring). With ``S`` the number of bag members strictly more extreme than the vote's outcome,
+    ``T`` those exactly as extreme (the vote itself included) and ``n`` the history's size:
+
+    - deterministic (``rng=None``): ``p = (S + T) / (n + 1)``, super-uniform;
+    - randomized: ``p = (S + U T) / (n + 1)`` with ``U ~ Uniform(0, 1]``, exactly uniform.
+
+    Both are valid when the vote is exchangeable with the history (the null: on this pair this voter
+    behaves like everyone else). The smallest possible value is ``1 / (n + 1)`` (randomized: above 0).
+
+    Parameters
+    ----------
+    history_counts : ndarray, shape (3,)
+        Counts of :data:`WIN`, :data:`LOSS`, :data:`DRAW` in the pair's history, this vote excluded.
+    outcome : int
+        The vote's outcome code.
+    habit : sequence of int
+        The voter's earlier outcomes ``(r_W, r_L, r_D)`` over its previous comparisons; zeros for a
+        first vote.
+    draw_habit : bool
+        False (default): draws are neutral, ``ratio(DRAW) = 1``. True: the voter's own draw share counts
+        too (more power against random voters, but honest voters who tie much more or less than the
+        crowd get flagged more often; see benchmarks/anomaly_simulation.py).
+    rng : numpy.random.Generator, optional
+        Breaks ties of extremeness at random; ``None`` counts them as extreme.
+
+    Returns
+    -------
+    float
+        The p-value, in ``(0, 1]``.
+
+    Examples
+    --------
+    History 8 wins, 1 loss, 1 draw, first vote, neutral draws (``w = 1/2``): the bag after a loss is
+    (8, 2, 1), with ratios 10/16, 10/4 and 1; the loss is the most extreme, so ``p = 2 / 11``. A draw
+    has bag (8, 1, 2) and ratios 9/16, 9/2, 1: only the loss is more extreme, ``p = (1 + 2) / 11``. A
+    win is the least extreme outcome: ``p = 11 / 11 = 1``.
+    """
+    h = np.asarray(history_counts, dtype=np.int64)
+    if h.shape != (N_OUTCOMES,) or (h < 0).any():
+        raise ValueError(f"history_counts must be {N_OUTCOMES} non-negative counts")
+    if not 0 <= outcome < N_OUTCOMES:
+        raise ValueError(f"outcome must be in 0..{N_OUTCOMES - 1}")
+    if len(habit) != N_OUTCOMES or min(habit) < 0:
+        raise ValueError(f"habit must be {N_OUTCOMES} non-negative counts")
+    bag = h.copy()
+    bag[outcome] += 1
+    ratios = _ratios(bag, habit, draw_habit=draw_habit)
+    num, den = ratios[outcome]  # type: ignore[misc]  # the vote's own outcome is in the bag
+    more = same = 0
+    for code, ratio in enumerate(ratios):
+        if ratio is None:
+            continue
+        diff = ratio[0] * den - num * ratio[1]   # sign of ratio - ratio(outcome), exact
+        if diff > 0:
+            more += int(bag[code])
+        elif diff == 0:
+            same += int(bag[code])
+    u = 1.0 if rng is None else 1.0 - rng.random()   # 1 - [0, 1) is (0, 1]: never p = 0
+    return (more + u * same) / int(bag.sum())
+
+
+def voter_pvalues(
+    tested: Sequence[tuple[Hashable, int]], history: Mapping[Hashable, np.ndarray],
+    own: Mapping[Hashable, np.ndarray], *, min_pair_history: int, rng: np.random.Generator | None,
+    draw_habit: bool = False, limit: int | None = None,
+) -> np.ndarray:
+    """One voter's p-values in time order, each against the pair's history without the voter's own votes.
+
+    Parameters
+    ----------
+    tested : sequence of (key, outcome)
+        The voter's tested comparisons in time order; ``key`` names the ordered pair's history (the
+        service uses ``(kind, k, first contender, second contender)``).
+    history : mapping of key to ndarray, shape (3,)
+        Outcome counts of every voter's votes per key.
+    own : mapping of key to ndarray, shape (3,)
+        What this voter's votes added to ``history`` (for K-wise votes: every implied comparison),
+        subtracted so that a voter is never compared with itself (leave-one-voter-out).
+    min_pair_history : int
+        Comparisons whose remaining history is shorter are skipped (too little to judge against);
+        they still count towards the voter's habit.
+    rng : numpy.random.Generator or None
+        Passed to :func:`vote_pvalue`.
+    draw_habit : bool
+        Passed to :func:`vote_pvalue`.
+    limit : int, optional
+        Stop after this many p-values (the last checkpoint: later votes are never tested).
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        P-values of the comparisons that were not skipped, in the order given.
+    """
+    empty = np.zeros(N_OUTCOMES, dtype=np.int64)
+    out: list[float] = []
+    habit = [0] * N_OUTCOMES
+    for key, outcome in tested:
+        if limit is not None and len(out) >= limit:
+            break
+        counts = history.get(key, empty) - own.get(key, empty)
+        if (counts < 0).any():
+            raise ValueError(f"own counts exceed the history for {key!r}: was the voter left out twice?")
+        if counts.sum() >= min_pair_history:
+            out.append(vote_pvalue(counts, outcome, habit=habit, draw_habit=draw_habit, rng=rng))
+        habit[outcome] += 1   # after the test: the score of a vote looks only at earlier votes
+    return np.asarray(out, dtype=float)
+
+
+# ------------------------------------------------------------------------------ combination
+def fisher_combine(pvalues: np.ndarray) -> tuple[float, float]:
+    """Fisher's method: ``M = -2 sum log p_i`` and its chi-square (``2 n`` d.o.f.) upper tail.
+
+    Parameters
+    ----------
+    pvalues : ndarray, shape (n,)
+        Independent p-values in ``(0, 1]``, ``n >= 1``.
+
+    Returns
+    -------
+    statistic, p_combined : float
+        Agrees with ``scipy.stats.combine_pvalues(pvalues, method="fisher")``.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1 or p.size == 0 or not ((p > 0) & (p <= 1)).all():
+        raise ValueError("pvalues must be a non-empty 1-d array of values in (0, 1]")
+    statistic = float(-2.0 * np.log(p).sum())
+    return statistic, float(stats.chi2.sf(statistic, 2 * p.size))
+
+
+def validate_checkpoints(checkpoints: Sequence[int]) -> tuple[int, ...]:
+    """Checkpoints as a strictly increasing tuple of positive ints; raise ValueError naming the problem."""
+    values = tuple(checkpoints)
+    if not values:
+        raise ValueError("give at least one checkpoint")
+    if any(isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 1 for c in values):
+        raise ValueError(f"checkpoints must be positive integers, got {values}")
+    if any(b <= a for a, b in pairwise(values)):
+        raise ValueError(f"checkpoints must be strictly increasing, got {values}")
+    return tuple(int(c) for c in values)
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """Outcome of :func:`voter_anomaly_test`.
+
+    ``checkpoint`` is the first checkpoint that rejected (None if none did). ``statistic`` and
+    ``p_combined`` are Fisher's ``M_j`` and its chi-square tail at the deciding checkpoint: the one that
+    rejected, or else the reached checkpoint with the smallest combined p-value; NaN when the voter has
+    fewer p-values than the smallest checkpoint. ``level`` is the per-checkpoint level
+    ``alpha / len(checkpoints)``; ``n_pvalues`` how many p-values the voter had.
+    """
+
+    flagged: bool
+    checkpoint: int | None
+    statistic: float
+    p_combined: float
+    level: float
+    n_pvalues: int
+
+
+def voter_anomaly_test(pvalues: np.ndarray, *, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
+                       alpha: float = DEFAULT_ALPHA) -> AnomalyResult:
+    """Fisher's combination of a voter's first ``j`` p-values at each checkpoint ``j``, Bonferroni-corrected.
+
+    Parameters
+    ----------
+    pvalues : ndarray, shape (n,)
+        The voter's per-vote p-values in time order (from :func:`voter_pvalues`).
+    checkpoints : sequence of int
+        Strictly increasing vote counts at which to test; those beyond ``n`` are not reached.
+    alpha : float
+        Family-wise level per voter, in (0, 1): each checkpoint is tested at ``alpha / len(checkpoints)``.
+
+    Returns
+    -------
+    AnomalyResult
+        ``flagged`` is True when some reached checkpoint rejects; see the class for the other fields.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    marks = validate_checkpoints(checkpoints)
+    p = np.asarray(pvalues, dtype=float)
+    level = alpha / len(marks)
+    best: tuple[float, float] = (float("nan"), float("nan"))
+    for j in marks:
+        if j > p.size:
+            break
+        statistic, p_combined = fisher_combine(p[:j])
+        if p_combined <= level:
+            return AnomalyResult(True, j, statistic, p_combined, level, int(p.size))
+        if not p_combined >= best[1]:     # also true while best is still NaN
+            best = (statistic, p_combined)
+    return AnomalyResult(False, None, best[0], best[1], level, int(p.size))
