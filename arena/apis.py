@@ -28,6 +28,7 @@ from .ratelimit import rate_limit_enforce
 from .selectors import battle_access, battle_view, contender_list
 from .services import SlotInput, battle_continue, battle_create, battle_open, battle_void_if_stalled, vote_record
 
+
 class ContenderOutput(serializers.Serializer):
     name = serializers.CharField()
     organization = serializers.CharField()

@@ -8,7 +8,9 @@ Clients that are not browsers use a token (``Authorization: Token ...``), which 
 """
 from __future__ import annotations
 
+from django.conf import settings
 from django.middleware.csrf import CsrfViewMiddleware
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -27,3 +29,14 @@ class VoterCookieAuthentication(BaseAuthentication):
         if reason:
             raise exceptions.PermissionDenied(f"CSRF failed: {reason}")
         return None
+
+
+class VoterCookieScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes cookie voters: the signed anonymous cookie, plus the CSRF header."""
+
+    target_class = "arena.auth.VoterCookieAuthentication"
+    name = "voterCookie"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"type": "apiKey", "in": "cookie", "name": settings.ARENA_VOTER_COOKIE,
+                "description": "Signed anonymous voter cookie; unsafe methods also need the X-CSRFToken header."}
