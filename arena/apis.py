@@ -145,8 +145,6 @@ class BattleCreateApi(APIView):
                 prompt_text=values["prompt"], category=values["category"], language=values["language"],
             )
         else:
-            if len(values["prompt"]) > settings.ARENA_PROMPT_MAX_CHARS:
-                raise ValidationFailed(f"must be at most {settings.ARENA_PROMPT_MAX_CHARS} characters", field="prompt")
             rate_limit_enforce(request, scope="battle")
             captcha_enforce(request, token=values["captcha"] or request.headers.get("X-Captcha-Token", ""))
             battle = battle_open(voter=voter_from_request(request), k=values["k"], prompt_text=values["prompt"],
@@ -176,8 +174,6 @@ class BattleTurnApi(APIView):
     def post(self, request: Request, battle_id: UUID) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if len(data.validated_data["prompt"]) > settings.ARENA_PROMPT_MAX_CHARS:
-            raise ValidationFailed(f"must be at most {settings.ARENA_PROMPT_MAX_CHARS} characters", field="prompt")
         rate_limit_enforce(request, scope="battle")
         battle = battle_continue(battle_id=battle_id, voter=voter_for_read(request),
                                  prompt_text=data.validated_data["prompt"])

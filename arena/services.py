@@ -124,6 +124,7 @@ def battle_create(
                    token_count=s.token_count, latency_ms=s.latency_ms)
         for position, s in enumerate(shuffled)
     )
+    _check_identity_leaks(battle)
     return battle
 
 
@@ -235,7 +236,7 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
 
     if not MIN_K <= k <= MAX_K:
         raise ValidationFailed(f"must be between {MIN_K} and {MAX_K}", field="k")
-    prompt_text = prompt_text.strip()
+    prompt_text = _checked_prompt(prompt_text, required=False)
     live = list(Contender.objects.filter(active=True, source_kind__in=LIVE_SOURCE_KINDS))
     if prompt_text:
         if not live:
@@ -273,6 +274,15 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
     return battle
 
 
+def _checked_prompt(text: str, *, required: bool) -> str:
+    text = text.strip()
+    if required and not text:
+        raise ValidationFailed("must not be empty", field="prompt")
+    if len(text) > settings.ARENA_PROMPT_MAX_CHARS:
+        raise ValidationFailed(f"must be at most {settings.ARENA_PROMPT_MAX_CHARS} characters", field="prompt")
+    return text
+
+
 def _start_generation_on_commit(battle: Battle) -> None:
     from .live.coordinator import generation_start
 
@@ -283,9 +293,7 @@ def _start_generation_on_commit(battle: Battle) -> None:
 @transaction.atomic
 def battle_continue(*, battle_id: UUID, voter: Voter, prompt_text: str) -> Battle:
     """Add a user turn to an unvoted battle: every contender answers it, seeing its own earlier answers."""
-    prompt_text = prompt_text.strip()
-    if not prompt_text:
-        raise ValidationFailed("must not be empty", field="prompt")
+    prompt_text = _checked_prompt(prompt_text, required=True)
     battle = battle_access(battle_id=battle_id, voter=voter, lock=True).battle
     battle_check_open(battle)
     if battle.turns >= settings.ARENA_MAX_TURNS:

@@ -50,7 +50,7 @@ def battle_new(request: HttpRequest) -> HttpResponse:
     try:
         rate_limit_enforce(request, scope="battle")
         captcha_enforce(request, token=request.POST.get("captcha", ""))
-        battle = battle_open(voter=voter_from_request(request), k=k, prompt_text=prompt[:settings.ARENA_PROMPT_MAX_CHARS])
+        battle = battle_open(voter=voter_from_request(request), k=k, prompt_text=prompt)
     except ApplicationError as exc:
         response = render(request, "arena/home.html", _home_context(error=exc.message, prompt=prompt),
                           status=exc.status)

@@ -27,7 +27,7 @@ from ..models import Battle, BattleSlot
 from ..services import SlotAnswer, battle_generation_finish
 from ..sources import source_for
 from ..sources.base import GenerationParams, SourceResult
-from .pacing import paced_release
+from .pacing import pace_cap, paced_release
 from .state import LiveState, live_state_read, live_state_write
 
 logger = logging.getLogger(__name__)
@@ -136,20 +136,24 @@ def _stream_turn(battle_id: UUID, turn: int) -> list[SlotAnswer]:
     seq = 0
     tick = settings.ARENA_STREAM_TICK_MS / 1000
     deadline = time.monotonic() + settings.ARENA_GENERATION_TIMEOUT_S
-    while True:
+    ticks_shown = 0  # ticks since text first appeared: the average pace shown is max(released) / ticks_shown
+    while time.monotonic() <= deadline:
         finished = [f.done() for f in futures]
+        if any(f and not f_.result().ok for f, f_ in zip(finished, futures, strict=True)):
+            break  # a failed source voids the battle: nothing more to show
         # Read lengths once: a source thread may append between two reads.
         produced = [b.length for b in buffers]
-        if all(finished):
+        if all(finished) and released == produced:
             break
-        new = paced_release(produced=produced, released=released, finished=finished)
+        max_step = pace_cap(produced=produced, released=released, finished=finished, ticks_shown=ticks_shown)
+        new = paced_release(produced=produced, released=released, finished=finished, max_step=max_step)
+        if max(new) > 0:
+            ticks_shown += 1
         if new != released:
             released = new
             seq += 1
             texts = [b.text()[:n] for b, n in zip(buffers, released, strict=True)]
             live_state_write(battle_id, LiveState(turn=turn, texts=texts, seq=seq))
-        if time.monotonic() > deadline:
-            break
         time.sleep(tick)
     return [_answer(p, f) for p, f in zip(plan, futures, strict=True)]
 

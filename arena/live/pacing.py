@@ -11,7 +11,10 @@ have produced; it follows these rules:
    the slots still generating (a finished slot's backlog does not limit the others). All answers
    therefore grow in lockstep, at the pace of the slowest live model, and an answer stops growing
    only because its text has ended — which is content, not timing.
-3. When every source has finished, everything left is released at once.
+3. Once one answer has ended, the others must not speed up to their own model's pace (that would
+   show which slot a fast model holds): the step is capped at the average pace shown so far
+   (``max_step``, computed by the coordinator), until every answer is fully shown — also after every
+   source has finished, so the end of the stream says nothing about when a model finished.
 4. Each update lists the slots in position order, whatever order their text arrived in.
 
 No number here depends on which contender sits in which slot, only on how much text each has.
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 
 
 def paced_release(
-    *, produced: Sequence[int], released: Sequence[int], finished: Sequence[bool]
+    *, produced: Sequence[int], released: Sequence[int], finished: Sequence[bool], max_step: int | None = None
 ) -> list[int]:
     """Characters of each slot to show after this tick.
 
@@ -34,6 +37,8 @@ def paced_release(
         Characters of each slot already shown (never more than ``produced``).
     finished : sequence of bool
         Whether each slot's source has finished (successfully or not).
+    max_step : int, optional
+        Most characters any slot may advance this tick (rule 3); None = no cap.
 
     Returns
     -------
@@ -45,9 +50,26 @@ def paced_release(
         raise ValueError("produced, released and finished must have one entry per slot")
     if any(r > p for p, r in zip(produced, released, strict=True)):
         raise ValueError("cannot have released more than was produced")
-    if all(finished):
-        return list(produced)
+    if max_step is not None and max_step < 1:
+        raise ValueError("max_step must be at least 1")
     if any(p == 0 and not f for p, f in zip(produced, finished, strict=True)):
         return list(released)  # rule 1: someone has not started yet
-    step = min(p - r for p, r, f in zip(produced, released, finished, strict=True) if not f)
+    backlogs = [p - r for p, r, f in zip(produced, released, finished, strict=True) if not f]
+    step = min(backlogs) if backlogs else max(p - r for p, r in zip(produced, released, strict=True))
+    if max_step is not None:
+        step = min(step, max_step)
     return [min(p, r + step) for p, r in zip(produced, released, strict=True)]
+
+
+def pace_cap(*, produced: Sequence[int], released: Sequence[int], finished: Sequence[bool],
+             ticks_shown: int) -> int | None:
+    """Rule 3's ``max_step``: the average pace shown so far, once some slot's text has been shown in full.
+
+    ``ticks_shown`` counts the ticks since text first appeared. None (no cap) while every answer is
+    still growing.
+    """
+    shown = max(released, default=0)
+    ended = any(r == p and f for r, p, f in zip(released, produced, finished, strict=True))
+    if not ended or shown == 0:
+        return None
+    return max(1, -(-shown // max(ticks_shown, 1)))  # ceil: never slower than the pace shown

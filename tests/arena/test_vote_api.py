@@ -174,3 +174,13 @@ def test_a_malformed_json_body_is_a_json_400(voter_api, make_battle):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
     assert not Vote.objects.exists()
+
+
+def test_a_given_response_that_names_its_model_flags_the_vote(staff_api, contenders):
+    body = {"prompt": "Who are you?", "slots": [
+        {"contender": "alpha-7b", "response": "I am Alpha, made by Alpha Labs."},
+        {"contender": "beta-13b", "response": "A language model."}]}
+    battle_id = staff_api.post("/api/v1/battles", body, format="json").json()["id"]
+    assert staff_api.post(f"/api/v1/battles/{battle_id}/vote", {"outcome": "b"}, format="json").status_code == 201
+    flag = Vote.objects.get(battle_id=battle_id).flags.get()
+    assert flag.code == "identity_leak" and "alpha-7b" in flag.reason and "beta" not in flag.reason

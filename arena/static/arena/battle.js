@@ -147,6 +147,12 @@
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Enter" && target.matches("select[data-rank]")) {
+      // A select does not submit its form on Enter by itself; the hint promises that it does.
+      event.preventDefault();
+      form.requestSubmit(document.getElementById("submit-ranking"));
+      return;
+    }
     if (target.closest("textarea, input, select")) return;  // typing is not voting
     const key = event.key.toLowerCase();
     const newRound = document.getElementById("new-round");
