@@ -68,5 +68,6 @@ def rate_limit_enforce(request: HttpRequest, *, scope: str) -> None:
         limit, window = parse_rate(rate)
         if (retry_after := _hit(key, limit=limit, window=window, now=now)) is not None:
             what = "new battles" if scope == "battle" else "votes"
-            raise RateLimited(f"too many {what}: at most {rate.replace('/', ' per ')}; try again in {retry_after} s",
+            wait = f"{retry_after} s" if retry_after < 120 else f"{-(-retry_after // 60)} minutes"
+            raise RateLimited(f"Too many {what}: at most {rate.replace('/', ' per ')}. Try again in {wait}.",
                               retry_after=retry_after)

@@ -11,6 +11,7 @@ from config.errors import NotFound
 
 from .live.state import live_state_read
 from .models import Battle, BattleSlot, BattleStatus, Contender, Generation, Prompt, Vote, Voter
+from .sources import LIVE_KINDS
 
 
 class BattleNotFound(NotFound):
@@ -110,6 +111,11 @@ def battle_view(access: BattleAccess) -> BattleView:
         created=battle.created, revealed_at=battle.revealed_at, prompt=battle.prompt, slots=views,
         vote=getattr(battle, "vote", None) if access.reveal else None, reveal=access.reveal,
     )
+
+
+def battle_can_continue(battle_id: UUID) -> bool:
+    """Whether every answer of the battle comes from a live source (pooled answers cannot continue)."""
+    return not BattleSlot.objects.filter(battle_id=battle_id).exclude(contender__source_kind__in=LIVE_KINDS).exists()
 
 
 def contender_list(*, active: bool | None = None) -> QuerySet[Contender]:

@@ -39,7 +39,9 @@ from .models import (
     VoteFlagCode,
     Voter,
 )
-from .selectors import battle_access
+from .selectors import battle_access, battle_can_continue
+from .sources import LIVE_KINDS
+from .tasks import moderation_run_soon
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,6 @@ class NoLiveContenders(ValidationFailed):
     code = "no_live_contenders"
 
 
-LIVE_SOURCE_KINDS = (SourceKind.OPENAI, SourceKind.TRANSFORMERS)
 
 
 class IdempotencyKeyReused(Conflict):
@@ -183,8 +184,6 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
 
 def _after_vote() -> None:
     leaderboard_refit_soon()
-    from .tasks import moderation_run_soon  # the moderation task imports these services
-
     moderation_run_soon()
 
 
@@ -237,7 +236,7 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
     if not MIN_K <= k <= MAX_K:
         raise ValidationFailed(f"must be between {MIN_K} and {MAX_K}", field="k")
     prompt_text = _checked_prompt(prompt_text, required=False)
-    live = list(Contender.objects.filter(active=True, source_kind__in=LIVE_SOURCE_KINDS))
+    live = list(Contender.objects.filter(active=True, source_kind__in=LIVE_KINDS))
     if prompt_text:
         if not live:
             raise NoLiveContenders(
@@ -299,11 +298,11 @@ def battle_continue(*, battle_id: UUID, voter: Voter, prompt_text: str) -> Battl
     if battle.turns >= settings.ARENA_MAX_TURNS:
         raise ValidationFailed(f"a conversation has at most {settings.ARENA_MAX_TURNS} turns; vote now",
                                field="prompt", code="too_many_turns")
-    slots = list(battle.slots.select_related("contender").order_by("position"))
-    if any(s.contender.source_kind not in LIVE_SOURCE_KINDS for s in slots):
+    if not battle_can_continue(battle.id):
         raise ValidationFailed("these answers come from a prepared pool and cannot continue a conversation; vote, "
                                "then start a new round with your own prompt", field="prompt",
                                code="conversation_not_supported")
+    slots = list(battle.slots.order_by("position"))
     for slot in slots:
         slot.conversation = [*(slot.conversation or []), {"role": "user", "content": prompt_text}]
     BattleSlot.objects.bulk_update(slots, ["conversation"])

@@ -9,8 +9,6 @@ from django.core.cache import cache
 from django.utils import timezone
 from django_tasks import task
 
-from .moderation import anomaly_settings, duplicate_settings, prompts_flag_duplicates, voters_flag_anomalous
-
 DEBOUNCE_KEY = "arena:moderation-enqueued"
 DEFAULT_DEBOUNCE_SECONDS = 300
 
@@ -18,6 +16,9 @@ DEFAULT_DEBOUNCE_SECONDS = 300
 @task()
 def moderation_run_task() -> dict[str, Any]:
     """Flag anomalous voters, then duplicate prompts, with the settings' parameters; return a summary."""
+    # Imported here: moderation loads scipy.stats (~1.5 s), which a web process voting must not pay.
+    from .moderation import anomaly_settings, duplicate_settings, prompts_flag_duplicates, voters_flag_anomalous
+
     voters = voters_flag_anomalous(**anomaly_settings())
     prompts = prompts_flag_duplicates(**duplicate_settings())
     return {

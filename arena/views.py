@@ -23,14 +23,22 @@ from .live.state import live_state_read
 from .models import MAX_K, MIN_K, BattleStatus, Generation
 from .ratelimit import RateLimited, rate_limit_enforce
 from .rendering import markdown_to_safe_html
-from .selectors import arena_totals, battle_access, battle_view, contender_battle_counts
-from .services import LIVE_SOURCE_KINDS, battle_open, battle_void_if_stalled
+from .selectors import (
+    POSITION_LABELS,
+    arena_totals,
+    battle_access,
+    battle_can_continue,
+    battle_view,
+    contender_battle_counts,
+)
+from .services import battle_open, battle_void_if_stalled
+from .sources import LIVE_KINDS
 
 
 def _home_context(**extra: object) -> dict[str, object]:
     contenders = contender_battle_counts()
     return {"totals": arena_totals(), "contenders": contenders, "k_choices": range(MIN_K, MAX_K + 1),
-            "live_count": sum(1 for c in contenders if c.active and c.source_kind in LIVE_SOURCE_KINDS),
+            "live_count": sum(1 for c in contenders if c.active and c.source_kind in LIVE_KINDS),
             "captcha": captcha_verifier() is not None, **extra}
 
 
@@ -69,10 +77,25 @@ def battle_page(request: HttpRequest, battle_id: UUID) -> HttpResponse:
     turns = _turns(view)
     return render(request, "arena/battle.html", {
         "battle": view, "turns": turns, "aspects": settings.ARENA_VOTE_ASPECTS, "max_turns": settings.ARENA_MAX_TURNS,
+        # Prepared (pool) answers cannot go on talking. Hiding the form tells the visitor that some answer was
+        # prepared, which the sampled prompt already says; it never says which.
         "can_continue": (view.status == BattleStatus.OPEN and view.turns < settings.ARENA_MAX_TURNS
-                         and not view.reveal),
+                         and not view.reveal and battle_can_continue(view.id)),
         "positions": [s.label for s in view.slots],
+        "your_vote": _vote_summary(view),
     })
+
+
+def _vote_summary(view) -> str:  # type: ignore[no-untyped-def]
+    """The vote in words, as the voter gave it: "B is better", "C is best", "B > A = D > C"."""
+    vote = view.vote
+    if vote is None:
+        return ""
+    if vote.outcome is not None:
+        return {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both are bad"}[vote.outcome]
+    if vote.best_position is not None:
+        return f"{POSITION_LABELS[vote.best_position]} is best"
+    return " > ".join(" = ".join(POSITION_LABELS[p] for p in group) for group in vote.ranking)
 
 
 def _turns(view) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]

@@ -155,11 +155,20 @@ def _stream_turn(battle_id: UUID, turn: int) -> list[SlotAnswer]:
             texts = [b.text()[:n] for b, n in zip(buffers, released, strict=True)]
             live_state_write(battle_id, LiveState(turn=turn, texts=texts, seq=seq))
         time.sleep(tick)
-    return [_answer(p, f) for p, f in zip(plan, futures, strict=True)]
+    aborted = any(f.done() and not f.result().ok for f in futures)
+    answers = [_answer(p, f, aborted=aborted) for p, f in zip(plan, futures, strict=True)]
+    return [a for a in answers if a is not None]
 
 
-def _answer(plan: _SlotPlan, future: Future[SourceResult]) -> SlotAnswer:
+def _answer(plan: _SlotPlan, future: Future[SourceResult], *, aborted: bool) -> SlotAnswer | None:
+    """The slot's answer; None for one still running when another source's failure ended the turn.
+
+    Such a slot is neither a success nor a failure of its own: it is not blamed in the void reason nor
+    counted against its source's health.
+    """
     if not future.done():
+        if aborted:
+            return None
         return SlotAnswer(position=plan.position, text="", token_count=None, latency_ms=0,
                           error=f"no answer within {settings.ARENA_GENERATION_TIMEOUT_S} s")
     result = future.result()

@@ -117,6 +117,8 @@ def test_a_source_error_voids_the_battle_which_takes_no_vote(voter_api, openai_s
     body = open_battle(voter_api, prompt="Hello?", k=2)
     events, raw = read_events(voter_api, body["id"])
     assert events[-1][0] == "void" and "could not be generated" in events[-1][1]["reason"]
+    failed_label = "ABCDEF"[BattleSlot.objects.get(battle_id=body["id"], contender__name="wombat-13b").position]
+    assert events[-1][1]["reason"].startswith(f"answer {failed_label} could not")  # the healthy one is not blamed
     assert "wombat" not in raw and "model-down" not in raw and "127.0.0.1" not in raw
     detail = finished(voter_api, body["id"])
     assert detail["status"] == "void" and detail["generation"] == "failed"
