@@ -92,8 +92,9 @@ class RevealedBattleOutput(AnonymousBattleOutput):
 
 def battle_body(request: Request, battle_id: UUID) -> dict[str, Any]:
     """The battle as this request's voter may see it: through the one gate, revealed only once voted."""
-    battle_void_if_stalled(battle_id=battle_id)
-    view = battle_view(battle_access(battle_id=battle_id, voter=voter_for_read(request)))
+    voter = voter_for_read(request)
+    battle_void_if_stalled(battle_id=battle_id, voter=voter)
+    view = battle_view(battle_access(battle_id=battle_id, voter=voter))
     return (RevealedBattleOutput if view.reveal else AnonymousBattleOutput)(view).data
 
 
@@ -118,8 +119,8 @@ class BattleCreateApi(APIView):
         class SlotInputSerializer(serializers.Serializer):
             contender = serializers.CharField(max_length=200)
             response = serializers.CharField(allow_blank=True, max_length=200_000)
-            token_count = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-            latency_ms = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+            token_count = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True)
+            latency_ms = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True)
 
         prompt = serializers.CharField(max_length=100_000, allow_blank=True, required=False, default="",
                                        help_text="Omit for a prompt sampled from the arena's pool.")
@@ -175,6 +176,7 @@ class BattleTurnApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rate_limit_enforce(request, scope="battle")
+        battle_void_if_stalled(battle_id=battle_id, voter=voter_for_read(request))
         battle = battle_continue(battle_id=battle_id, voter=voter_for_read(request),
                                  prompt_text=data.validated_data["prompt"])
         return Response(battle_body(request, battle.id), status=202)
@@ -207,6 +209,7 @@ class BattleVoteApi(APIView):
         if len(key) > 128:
             raise ValidationFailed("must be at most 128 characters", field="Idempotency-Key")
         rate_limit_enforce(request, scope="vote")
+        battle_void_if_stalled(battle_id=battle_id, voter=voter_for_read(request))
         vote, created = vote_record(
             battle_id=battle_id,
             voter=voter_for_read(request),  # only someone who was served a battle has one to vote on

@@ -22,7 +22,8 @@ def client_ip(request: HttpRequest) -> str:
     forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
     if not forwarded:
         return remote
-    return forwarded[-trusted] if len(forwarded) >= trusted else forwarded[0]
+    # Fewer entries than proxies: the request did not come through all of them, so none is trustworthy.
+    return forwarded[-trusted] if len(forwarded) >= trusted else remote
 
 
 def voter_key_for_request(request: HttpRequest) -> str:

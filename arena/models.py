@@ -146,6 +146,10 @@ class Battle(models.Model):
                                    name="battle_failed_generation_is_void"),
             models.CheckConstraint(condition=~Q(status=BattleStatus.VOID) | ~Q(void_reason=""),
                                    name="battle_void_has_reason"),
+            models.CheckConstraint(condition=Q(status=BattleStatus.VOID) | Q(void_reason=""),
+                                   name="battle_reason_only_when_void"),
+            models.CheckConstraint(condition=~Q(status=BattleStatus.VOID) | ~Q(generation=Generation.RUNNING),
+                                   name="battle_void_not_generating"),
             models.CheckConstraint(condition=~Q(generation=Generation.RUNNING) | Q(generation_started__isnull=False),
                                    name="battle_running_has_start"),
             models.CheckConstraint(

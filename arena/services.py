@@ -5,7 +5,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -210,14 +210,16 @@ def _sampled_prompt(*, voter: Voter, k: int, live: list[Contender]) -> tuple[Pro
     model: each voter gets each pooled prompt once. Live contenders answer any prompt.
     """
     seen = Battle.objects.filter(voter=voter, prompt__isnull=False).values("prompt_id")
-    pooled = (PoolResponse.objects.filter(contender__active=True).exclude(prompt_id__in=seen).values("prompt_id")
+    pooled = (PoolResponse.objects.filter(contender__active=True, contender__source_kind=SourceKind.POOL)
+              .exclude(prompt_id__in=seen).values("prompt_id")
               .annotate(n=Count("id")).filter(n__gte=max(0, k - len(live))).values_list("prompt_id", flat=True))
     prompt_ids = list(pooled)
     if not prompt_ids:
         raise ValidationFailed(f"no prepared prompt you have not seen yet can be answered by {k} models; "
                                "type your own prompt or choose fewer answers", field="k", code="no_sampled_prompt")
     prompt = Prompt.objects.get(id=secrets.SystemRandom().choice(prompt_ids))
-    pool = [r.contender for r in PoolResponse.objects.filter(prompt=prompt, contender__active=True)
+    pool = [r.contender for r in PoolResponse.objects.filter(prompt=prompt, contender__active=True,
+                                                             contender__source_kind=SourceKind.POOL)
             .select_related("contender")]
     return prompt, pool + [c for c in live if c not in pool]
 
@@ -275,6 +277,8 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
 
 def _checked_prompt(text: str, *, required: bool) -> str:
     text = text.strip()
+    if "\x00" in text:
+        raise ValidationFailed("must not contain NUL characters", field="prompt")
     if required and not text:
         raise ValidationFailed("must not be empty", field="prompt")
     if len(text) > settings.ARENA_PROMPT_MAX_CHARS:
@@ -341,11 +345,13 @@ def battle_generation_finish(*, battle_id: UUID, turn: int, answers: Sequence[Sl
             slot = slots[answer.position]
             slot.error = answer.error
             slot.save(update_fields=["error"])
-        labels = ", ".join("ABCDEF"[a.position] for a in failed)
-        return _void(battle, reason=f"answer {labels} could not be generated ({failed[0].error})",
+        # The voter reads this before any reveal: which slot failed, and how, would hint at its source.
+        return _void(battle, reason="one of the models could not answer",
                      generation=Generation.FAILED)
     for answer in answers:
         slot = slots[answer.position]
+        # Postgres text and jsonb cannot hold NUL; a model that emits one loses just that character.
+        answer = replace(answer, text=answer.text.replace("\x00", ""))
         slot.response = answer.text
         slot.token_count = answer.token_count
         slot.latency_ms = answer.latency_ms
@@ -386,14 +392,24 @@ def _void(battle: Battle, *, reason: str, generation: str | None = None) -> Batt
     return battle
 
 
-@transaction.atomic
-def battle_void_if_stalled(*, battle_id: UUID) -> bool:
-    """Void a battle whose generation outlived its time-out (its web process died, say); True if it did."""
-    battle = Battle.objects.select_for_update().filter(id=battle_id).first()
-    if battle is None or battle.generation != Generation.RUNNING or battle.status != BattleStatus.OPEN:
+def _stalled(battle: Battle) -> bool:
+    if battle.generation != Generation.RUNNING or battle.status != BattleStatus.OPEN:
         return False
     deadline = battle.generation_started + timedelta(seconds=settings.ARENA_GENERATION_TIMEOUT_S + 30)
-    if timezone.now() < deadline:
+    return timezone.now() >= deadline
+
+
+def battle_void_if_stalled(*, battle_id: UUID, voter: Voter | None) -> bool:
+    """Void the voter's battle if its generation outlived its time-out (its web process died, say).
+
+    Through the gate like every other path (someone else's battle is NotFound). Cheap when nothing is
+    stalled: the row is locked only when the unlocked read says it is. True if it voided the battle.
+    """
+    if not _stalled(battle_access(battle_id=battle_id, voter=voter).battle):
         return False
-    _void(battle, reason="the answers were not completed in time", generation=Generation.FAILED)
+    with transaction.atomic():
+        battle = battle_access(battle_id=battle_id, voter=voter, lock=True).battle
+        if not _stalled(battle):
+            return False
+        _void(battle, reason="the answers were not completed in time", generation=Generation.FAILED)
     return True

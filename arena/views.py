@@ -69,9 +69,10 @@ def battle_new(request: HttpRequest) -> HttpResponse:
 
 
 def battle_page(request: HttpRequest, battle_id: UUID) -> HttpResponse:
-    battle_void_if_stalled(battle_id=battle_id)
+    voter = voter_for_read(request)
     try:
-        view = battle_view(battle_access(battle_id=battle_id, voter=voter_for_read(request)))
+        battle_void_if_stalled(battle_id=battle_id, voter=voter)
+        view = battle_view(battle_access(battle_id=battle_id, voter=voter))
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     turns = _turns(view)
@@ -110,8 +111,10 @@ def _turns(view) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
             prompt = users[turn] if turn < len(users) else (view.prompt.text if view.prompt and turn == 0 else "")
             if turn < len(assistants):
                 text = assistants[turn]
-            elif turn == view.turns - 1:
-                text = slot.response  # the turn in progress (released text), or a slot stored without conversation
+            elif turn == view.turns - 1 and (view.generation == Generation.RUNNING or not assistants):
+                # The turn in progress (released text), or a battle stored without its conversation. A turn
+                # that failed has no answer: the previous turn's text must not appear under its prompt.
+                text = slot.response
             else:
                 text = ""
             answers.append({"slot": slot, "html": markdown_to_safe_html(text)})
@@ -139,8 +142,10 @@ def battle_stream(request: HttpRequest, battle_id: UUID) -> HttpResponse:
     {reason}. Slots are always listed in position order and carry nothing but position and text, so
     the stream says no more than the page; the pace is set by ``arena.live.pacing``.
     """
+    voter = voter_for_read(request)
     try:
-        view = battle_view(battle_access(battle_id=battle_id, voter=voter_for_read(request)))
+        battle_void_if_stalled(battle_id=battle_id, voter=voter)
+        view = battle_view(battle_access(battle_id=battle_id, voter=voter))
     except NotFound as exc:
         return JsonResponse(exc.as_body(), status=404)
     response = StreamingHttpResponse(_battle_events(view.id, view.turns), content_type="text/event-stream")

@@ -27,7 +27,7 @@ from ..models import Battle, BattleSlot
 from ..services import SlotAnswer, battle_generation_finish
 from ..sources import source_for
 from ..sources.base import GenerationParams, SourceResult
-from .pacing import pace_cap, paced_release
+from .pacing import Pacer
 from .state import LiveState, live_state_read, live_state_write
 
 logger = logging.getLogger(__name__)
@@ -46,14 +46,23 @@ def _source_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+class GenerationAbandoned(Exception):
+    """Raised into a source's stream when nobody waits for it any more (the turn failed or timed out)."""
+
+
 @dataclass
 class _Buffer:
     """Text a source has streamed so far; appended by its thread, read by the coordinator."""
 
     pieces: list[str] = field(default_factory=list)
     length: int = 0
+    cancelled: bool = False
 
     def append(self, piece: str) -> None:
+        # A source treats an exception from its on_delta as "stop": this frees the pool thread (and a
+        # local model's lock) instead of generating an answer nobody will read.
+        if self.cancelled:
+            raise GenerationAbandoned
         self.pieces.append(piece)
         self.length += len(piece)
 
@@ -101,6 +110,8 @@ def _generate(contender_id: int, messages: list[dict[str, str]], buffer: _Buffer
         contender = Contender.objects.get(id=contender_id)
         source = source_for(contender)
         return source.generate(messages, GenerationParams(), buffer.append)
+    except GenerationAbandoned:
+        return SourceResult.failure("abandoned: the turn had already ended", started=started)
     except Exception as exc:  # a config error or a bug must void the battle, not hang it
         logger.exception("source of contender %s failed", contender_id)
         return SourceResult.failure(f"the model's source failed ({type(exc).__name__})", started=started)
@@ -123,6 +134,7 @@ def _run(*, battle_id: UUID, turn: int) -> None:
             Answer(position=0, text="", token_count=None, latency_ms=0, error="the arena failed to run the models")])
         _publish_final(battle_id, turn)
     finally:
+        _threads.pop(str(battle_id), None)
         connection.close()
 
 
@@ -132,29 +144,27 @@ def _stream_turn(battle_id: UUID, turn: int) -> list[SlotAnswer]:
     pool = _source_pool()
     futures: list[Future[SourceResult]] = [
         pool.submit(_generate, p.contender_id, p.messages, buffer) for p, buffer in zip(plan, buffers, strict=True)]
-    released = [0] * len(plan)
+    pacer = Pacer(len(plan))
     seq = 0
     tick = settings.ARENA_STREAM_TICK_MS / 1000
     deadline = time.monotonic() + settings.ARENA_GENERATION_TIMEOUT_S
-    ticks_shown = 0  # ticks since text first appeared: the average pace shown is max(released) / ticks_shown
     while time.monotonic() <= deadline:
         finished = [f.done() for f in futures]
         if any(f and not f_.result().ok for f, f_ in zip(finished, futures, strict=True)):
             break  # a failed source voids the battle: nothing more to show
-        # Read lengths once: a source thread may append between two reads.
+        # Read lengths once, after `finished`: a source thread may append between two reads.
         produced = [b.length for b in buffers]
-        if all(finished) and released == produced:
+        if all(finished) and pacer.released == produced:
             break
-        max_step = pace_cap(produced=produced, released=released, finished=finished, ticks_shown=ticks_shown)
-        new = paced_release(produced=produced, released=released, finished=finished, max_step=max_step)
-        if max(new) > 0:
-            ticks_shown += 1
-        if new != released:
-            released = new
+        before = pacer.released
+        released = pacer.tick(produced=produced, finished=finished)
+        if released != before:
             seq += 1
             texts = [b.text()[:n] for b, n in zip(buffers, released, strict=True)]
             live_state_write(battle_id, LiveState(turn=turn, texts=texts, seq=seq))
         time.sleep(tick)
+    for buffer in buffers:
+        buffer.cancelled = True  # sources still streaming stop at their next piece (see _Buffer.append)
     aborted = any(f.done() and not f.result().ok for f in futures)
     answers = [_answer(p, f, aborted=aborted) for p, f in zip(plan, futures, strict=True)]
     return [a for a in answers if a is not None]
@@ -190,6 +200,8 @@ def _record_health(answers: list[SlotAnswer], battle_id: UUID) -> None:
 def _publish_final(battle_id: UUID, turn: int) -> None:
     """The last live state: the full answers (now in the database), or why the battle is void."""
     battle = Battle.objects.filter(id=battle_id).first()
+    if battle is not None and battle.turns != turn:
+        return  # a next turn has started since: its own state must not be overwritten by this one's end
     previous = live_state_read(battle_id)
     seq = (previous.seq if previous else 0) + 1
     if battle is None or battle.status == "void":

@@ -61,15 +61,26 @@ def paced_release(
     return [min(p, r + step) for p, r in zip(produced, released, strict=True)]
 
 
-def pace_cap(*, produced: Sequence[int], released: Sequence[int], finished: Sequence[bool],
-             ticks_shown: int) -> int | None:
-    """Rule 3's ``max_step``: the average pace shown so far, once some slot's text has been shown in full.
+class Pacer:
+    """The release rules over a whole turn: call :meth:`tick` once per tick with what the sources have.
 
-    ``ticks_shown`` counts the ticks since text first appeared. None (no cap) while every answer is
-    still growing.
+    Rule 3's cap is fixed at the first tick on which any source has finished and some text is shown:
+    the average pace shown until then, when every answer was still growing in lockstep. From then on
+    no answer advances faster, whichever finishes next (a source that has just finished may still have
+    text waiting, and without the cap the others would jump ahead to their own model's pace).
     """
-    shown = max(released, default=0)
-    ended = any(r == p and f for r, p, f in zip(released, produced, finished, strict=True))
-    if not ended or shown == 0:
-        return None
-    return max(1, -(-shown // max(ticks_shown, 1)))  # ceil: never slower than the pace shown
+
+    def __init__(self, k: int) -> None:
+        self.released = [0] * k
+        self.ticks_shown = 0  # ticks since text first appeared
+        self.cap: int | None = None
+
+    def tick(self, *, produced: Sequence[int], finished: Sequence[bool]) -> list[int]:
+        shown = max(self.released, default=0)
+        if self.cap is None and any(finished) and shown > 0:
+            self.cap = max(1, -(-shown // max(self.ticks_shown, 1)))  # ceil: never slower than the pace shown
+        self.released = paced_release(produced=produced, released=self.released, finished=finished,
+                                      max_step=self.cap)
+        if max(self.released, default=0) > 0:
+            self.ticks_shown += 1
+        return list(self.released)

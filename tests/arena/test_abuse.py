@@ -85,7 +85,7 @@ def test_a_rate_limited_visitor_of_the_page_sees_a_message(settings, pool, clien
     (1, "198.51.100.7", "10.0.0.2", "198.51.100.7"),                # one proxy: the address it saw
     (1, "6.6.6.6, 198.51.100.7", "10.0.0.2", "198.51.100.7"),       # a forged entry left of it is ignored
     (2, "6.6.6.6, 198.51.100.7, 10.0.0.3", "10.0.0.2", "198.51.100.7"),
-    (2, "198.51.100.7", "10.0.0.2", "198.51.100.7"),                # fewer entries than proxies
+    (2, "198.51.100.7", "10.0.0.2", "10.0.0.2"),                    # fewer entries than proxies: bypassed them
     (1, "", "10.0.0.2", "10.0.0.2"),                                # no header: the socket
 ])
 def test_the_client_address_trusts_only_the_configured_proxies(settings, trusted, forwarded, remote, expected):
@@ -200,3 +200,22 @@ def test_model_markup_is_rendered_as_markdown_and_never_as_html(staff_api, conte
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert 'href="javascript:' not in page
     assert "<img" not in page
+
+
+def test_a_nul_character_in_a_prompt_is_refused_not_a_500(client, voter_api, pool):
+    page = client.post("/battles/new", {"k": "2", "action": "ask", "prompt": "hello\x00there"})
+    assert page.status_code == 400 and "NUL" in page.content.decode()
+    api = voter_api.post("/api/v1/battles", {"prompt": "hello\x00there", "k": 2}, format="json")
+    assert api.status_code == 400 and "prompt" in api.json()["error"]["fields"]
+    assert not Battle.objects.exists()
+
+
+def test_pooled_answers_of_a_contender_without_a_pool_source_are_never_drawn(pool):
+    # import_responses accepts answers for any contender; only pool contenders serve them.
+    silent = Contender.objects.create(name="imported-only", source_kind="none")
+    for response in PoolResponse.objects.filter(contender=pool[0]):
+        PoolResponse.objects.create(contender=silent, prompt=response.prompt, text="never shown")
+    for _ in range(5):
+        battle_id = APIClient().post("/api/v1/battles", {"k": 2}, format="json").json()["id"]
+        assert set(Battle.objects.get(id=battle_id).slots.values_list("contender__name", flat=True)) == {
+            "pool-a", "pool-b"}

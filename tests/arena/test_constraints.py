@@ -190,3 +190,23 @@ def test_postgres_freezes_the_slots_of_a_voted_battle(voter, contenders):
     assert refused(lambda: BattleSlot.objects.filter(battle=battle).delete())
     unvoted = battle_with_slots(voter, contenders)
     assert not refused(lambda: BattleSlot.objects.filter(battle=unvoted, position=0).update(response="edited"))
+
+
+@pytest.mark.parametrize(("fields", "bad"), [
+    ({"status": "open", "generation": "running"}, True),                      # running needs its start time
+    ({"status": "open", "generation": "running", "generation_started": "now"}, False),
+    ({"status": "voted", "generation": "running", "generation_started": "now", "revealed_at": "now"}, True),
+    ({"status": "open", "generation": "failed"}, True),                       # a failed source voids the battle
+    ({"status": "void", "generation": "failed"}, True),                       # ... with a reason
+    ({"status": "void", "generation": "failed", "void_reason": "a model failed"}, False),
+    ({"status": "void", "generation": "running", "generation_started": "now", "void_reason": "x"}, True),
+    ({"status": "open", "void_reason": "x"}, True),                           # a reason only on a void battle
+    ({"status": "open", "turns": 0}, True),
+    ({"status": "open", "prompt_source": "stolen"}, True),
+    ({"status": "open", "generation": "maybe"}, True),
+])
+def test_live_battle_states_the_database_refuses(voter, fields, bad):
+    from django.utils import timezone
+
+    values = {name: timezone.now() if value == "now" else value for name, value in fields.items()}
+    assert refused(lambda: Battle.objects.create(k=2, voter=voter, **values)) is bad

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from arena.leaks import find_identity_leak, identity_terms
-from arena.live.pacing import pace_cap, paced_release
+from arena.live.pacing import Pacer, paced_release
 
 
 @pytest.mark.parametrize(("produced", "released", "finished", "max_step", "expected"), [
@@ -22,32 +22,45 @@ def test_release_golden_cases(produced, released, finished, max_step, expected):
     assert paced_release(produced=produced, released=released, finished=finished, max_step=max_step) == expected
 
 
+def run_pacer(lengths, speeds, starts, *, max_ticks=5000):
+    """Tick a Pacer as the coordinator does over sources of known speeds; every tick's released lengths."""
+    pacer, history = Pacer(len(lengths)), []
+    for tick in range(max_ticks):
+        produced = [int(min(n, max(0, (tick - s0) * v))) for n, v, s0 in zip(lengths, speeds, starts, strict=True)]
+        finished = [p == n for p, n in zip(produced, lengths, strict=True)]
+        if all(finished) and pacer.released == produced:
+            break
+        before = pacer.released
+        after = pacer.tick(produced=produced, finished=finished)
+        history.append((before, after, produced, finished, pacer.cap))
+    return pacer, history
+
+
 def test_simulated_streams_of_different_speeds_are_shown_in_lockstep():
-    # K sources with random speeds, start delays and lengths, ticked as the coordinator does: while two
-    # slots are both unfinished they always show the same amount of text, and nothing is ever taken back.
+    # K sources with random speeds, start delays and lengths: while two slots are both still generating
+    # they show the same amount of text, nothing is taken back, and once any source has finished no
+    # answer advances faster than the pace shown before.
     rng = np.random.default_rng(7)
     for _ in range(200):
         k = int(rng.integers(2, 7))
-        lengths = rng.integers(1, 300, size=k)
-        speeds = rng.integers(1, 40, size=k)
-        starts = rng.integers(0, 10, size=k)
-        released, ticks_shown = [0] * k, 0
-        for tick in range(2000):
-            produced = [int(min(n, max(0, (tick - s0) * v))) for n, v, s0 in zip(lengths, speeds, starts, strict=True)]
-            finished = [p == n for p, n in zip(produced, lengths, strict=True)]
-            if all(finished) and released == produced:
-                break
-            cap = pace_cap(produced=produced, released=released, finished=finished, ticks_shown=ticks_shown)
-            new = paced_release(produced=produced, released=released, finished=finished, max_step=cap)
-            assert all(r <= x <= p for r, x, p in zip(released, new, produced, strict=True))
-            live = {x for x, f in zip(new, finished, strict=True) if not f}
-            assert len(live) <= 1, (tick, produced, new)
+        lengths, speeds, starts = (rng.integers(1, 300, size=k), rng.integers(1, 40, size=k),
+                                   rng.integers(0, 10, size=k))
+        pacer, history = run_pacer(lengths, speeds, starts)
+        for before, after, produced, finished, cap in history:
+            assert all(b <= a <= p for b, a, p in zip(before, after, produced, strict=True))
+            assert len({a for a, f in zip(after, finished, strict=True) if not f}) <= 1
             if cap is not None:
-                # After a text has ended nobody speeds up past the average pace shown before.
-                assert max(x - r for x, r in zip(new, released, strict=True)) <= cap
-            ticks_shown += max(new) > 0
-            released = new
-        assert released == lengths.tolist()
+                assert max(a - b for a, b in zip(after, before, strict=True)) <= cap
+        assert pacer.released == lengths.tolist()
+
+
+def test_a_fast_model_does_not_jump_ahead_when_the_slow_one_finishes():
+    # A writes 5 characters a tick and stops at 300; B writes 50 a tick. Without the cap B's slot would
+    # jump to everything B has written the moment A finishes, then run at B's own speed.
+    pacer, history = run_pacer([300, 3000], [5, 50], [0, 0])
+    steps_after_a_finished = [a[1] - b[1] for b, a, _, finished, _ in history if finished[0]]
+    assert steps_after_a_finished and max(steps_after_a_finished) <= 5
+    assert pacer.cap == 5
 
 
 def test_release_refuses_inconsistent_input():

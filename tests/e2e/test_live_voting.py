@@ -249,7 +249,7 @@ def test_a_source_error_voids_the_battle_and_offers_a_new_round(live_server, pag
     expect(alert).to_be_visible()
     shot(page, "01-void")
     expect(alert.get_by_role("link", name="New round")).to_be_visible()
-    expect(alert).to_contain_text("could not be generated")
+    expect(alert).to_contain_text("One of the models could not answer")
     for name in ("A is better", "B is better", "Tie", "Both are bad"):
         expect(page.get_by_role("button", name=name)).to_have_count(0)  # hidden or gone: not offered
     expect(page.get_by_role("button", name="Send follow-up")).to_have_count(0)
