@@ -252,7 +252,10 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
         source = PromptSource.SAMPLED
     chosen = contenders_choose(candidates=candidates, k=k, rng=rng)  # in slot order, random
     pooled = {r.contender_id: r for r in PoolResponse.objects.filter(prompt=prompt, contender__in=chosen)}
-    all_pooled = all(c.source_kind == SourceKind.POOL and c.id in pooled for c in chosen)
+    # In an arena with only pooled answers every battle is instant, which tells nobody anything. Once live
+    # models are around, an instant battle would say "these are pool models": pooled answers then stream
+    # through the coordinator like the others (at ARENA_POOL_STREAM_CHARS_PER_S).
+    all_pooled = not live and all(c.source_kind == SourceKind.POOL and c.id in pooled for c in chosen)
     now = timezone.now()
     battle = Battle.objects.create(
         prompt=prompt, k=k, voter=voter, prompt_source=source,

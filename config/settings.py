@@ -191,6 +191,9 @@ ARENA_GENERATION_TIMEOUT_S = env_int("ARENA_GENERATION_TIMEOUT_S", 180)
 ARENA_GENERATION_THREADS = env_int("ARENA_GENERATION_THREADS", 32)
 # How often streamed text is released to visitors (all slots in lockstep; see arena/live/pacing.py).
 ARENA_STREAM_TICK_MS = env_int("ARENA_STREAM_TICK_MS", 50)
+# Pooled (pre-written) answers stream at this pace when the arena also has live models, so that they do
+# not stand out by appearing at once (0: all at once).
+ARENA_POOL_STREAM_CHARS_PER_S = float(env_str("ARENA_POOL_STREAM_CHARS_PER_S", "300"))
 # Matchmaking: which policy picks the K contenders, and its parameters (arena/matchmaking/).
 ARENA_MATCHMAKING_POLICY = env_str("ARENA_MATCHMAKING_POLICY", "weighted")
 ARENA_MATCHMAKING_NEW_BOOST = float(env_str("ARENA_MATCHMAKING_NEW_BOOST", "3.0"))

@@ -16,3 +16,5 @@ for _name in ("ARENA_BATTLE_RATE_LIMIT", "ARENA_BATTLE_IP_RATE_LIMIT", "ARENA_VO
     os.environ.setdefault(_name, "100000/minute")
 # Streamed text is released every 10 ms in tests (50 ms in production): the same rules, faster tests.
 os.environ.setdefault("ARENA_STREAM_TICK_MS", "10")
+# Pooled answers stream at a model-like pace beside live models in production; at once in tests.
+os.environ.setdefault("ARENA_POOL_STREAM_CHARS_PER_S", "0")

@@ -64,20 +64,26 @@ def paced_release(
 class Pacer:
     """The release rules over a whole turn: call :meth:`tick` once per tick with what the sources have.
 
-    Rule 3's cap is fixed at the first tick on which any source has finished and some text is shown:
-    the average pace shown until then, when every answer was still growing in lockstep. From then on
-    no answer advances faster, whichever finishes next (a source that has just finished may still have
-    text waiting, and without the cap the others would jump ahead to their own model's pace).
+    Rule 3's cap is fixed at the first tick on which a source that was still generating when text
+    first appeared has finished: the average pace shown until then, when the answers grew in lockstep
+    at the pace of the slowest live model. From then on no answer advances faster, whichever finishes
+    next (a source that has just finished may still have text waiting, and without the cap the others
+    would jump ahead to their own model's pace). A source finished before anything was shown (a pooled
+    answer) never set the pace, so its finishing does not fix the cap.
     """
 
     def __init__(self, k: int) -> None:
         self.released = [0] * k
         self.ticks_shown = 0  # ticks since text first appeared
         self.cap: int | None = None
+        self._finished_before_shown: list[bool] | None = None
 
     def tick(self, *, produced: Sequence[int], finished: Sequence[bool]) -> list[int]:
         shown = max(self.released, default=0)
-        if self.cap is None and any(finished) and shown > 0:
+        if shown > 0 and self._finished_before_shown is None:
+            self._finished_before_shown = list(finished)
+        if self.cap is None and self._finished_before_shown is not None and any(
+                f and not early for f, early in zip(finished, self._finished_before_shown, strict=True)):
             self.cap = max(1, -(-shown // max(self.ticks_shown, 1)))  # ceil: never slower than the pace shown
         self.released = paced_release(produced=produced, released=self.released, finished=finished,
                                       max_step=self.cap)

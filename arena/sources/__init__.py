@@ -40,7 +40,9 @@ def source_for(contender: Contender) -> ResponseSource:
     if kind == "pool":
         from .pool import PoolSource
 
-        return PoolSource(contender.pk)
+        from django.conf import settings
+
+        return PoolSource(contender.pk, chars_per_s=getattr(settings, "ARENA_POOL_STREAM_CHARS_PER_S", 0.0))
     if kind == "openai":
         from .openai_compat import OpenAICompatSource
 

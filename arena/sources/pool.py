@@ -23,8 +23,18 @@ def single_prompt(messages: Messages) -> str | None:
 
 
 class PoolSource:
-    def __init__(self, contender_id: int) -> None:
+    """Pre-generated answers; ``chars_per_s`` > 0 streams them at that pace.
+
+    In an arena that also has live models, a pooled answer that appeared all at once would stand out
+    from the streamed ones and tell the voter which slot (or that every slot) holds a pool model; the
+    arena therefore streams pooled text at a typical model's pace (``ARENA_POOL_STREAM_CHARS_PER_S``).
+    """
+
+    STEP_S = 0.05  # one piece per 50 ms
+
+    def __init__(self, contender_id: int, *, chars_per_s: float = 0.0) -> None:
         self.contender_id = contender_id
+        self.chars_per_s = chars_per_s
 
     def _lookup(self, messages: Messages) -> PoolResponse | None:
         text = single_prompt(messages)
@@ -45,5 +55,15 @@ class PoolSource:
         if found is None:
             return SourceResult.failure("no pre-generated answer to this prompt", started=started)
         if on_delta is not None:
-            on_delta(found.text)
+            self._deliver(found.text, on_delta)
         return SourceResult(text=found.text, token_count=found.token_count, latency_ms=elapsed_ms(started))
+
+    def _deliver(self, text: str, on_delta: OnDelta) -> None:
+        if self.chars_per_s <= 0:
+            on_delta(text)
+            return
+        size = max(1, round(self.chars_per_s * self.STEP_S))
+        for start in range(0, len(text), size):
+            if start:
+                time.sleep(self.STEP_S)
+            on_delta(text[start:start + size])

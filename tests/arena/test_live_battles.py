@@ -235,3 +235,22 @@ def test_a_local_transformers_model_answers_beside_an_http_one(voter_api, openai
     local = BattleSlot.objects.get(battle_id=body["id"], contender__name="tiny-local")
     assert local.response and local.token_count and local.token_count <= 8
     assert local.conversation[-1] == {"role": "assistant", "content": local.response}
+
+
+def test_pooled_answers_stream_like_live_ones_once_the_arena_has_live_models(voter_api, openai_server, settings):
+    # Were a battle of two pooled answers complete the moment it opens, the voter would know both slots
+    # hold pool models; beside live models it is generated (and paced) like any other.
+    settings.ARENA_POOL_STREAM_CHARS_PER_S = 400
+    prompt = prompt_get_or_create(text="Name a prime.")
+    for name, text in (("pool-a", "Seven is prime, and so is " + "eleven " * 10), ("pool-b", "Two.")):
+        contender = Contender.objects.create(name=name, source_kind="pool")
+        PoolResponse.objects.create(contender=contender, prompt=prompt, text=text)
+    never = live_contender(openai_server, "quokka-7b", "echo-1")
+    Contender.objects.filter(id=never.id).update(sampling_weight=0)  # live, but never drawn
+    body = open_battle(voter_api, k=2)
+    assert body["generation"] == "running" and body["complete"] is False
+    events, _ = read_events(voter_api, body["id"])
+    assert [name for name, _ in events].count("update") >= 2 and events[-1][0] == "done"
+    detail = finished(voter_api, body["id"])
+    assert sorted(s["response"] for s in detail["slots"]) == sorted(
+        ["Seven is prime, and so is " + "eleven " * 10, "Two."])

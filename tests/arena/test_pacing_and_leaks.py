@@ -87,3 +87,14 @@ def test_identity_terms_take_the_leading_word_organization_family_and_extras():
 def test_leaks_are_whole_words_in_any_case(text, leak):
     terms = identity_terms(name="llama-3-8b-instruct", organization="Meta", family="llama")
     assert find_identity_leak(text, terms) == leak
+
+
+def test_a_pooled_answer_finished_from_the_start_follows_the_live_pace_without_fixing_it_early():
+    # Slot A is pooled (all its text at tick 0), B streams 7 characters a tick: A grows with B, and once
+    # A's text has ended B keeps its own pace, which was the pace shown all along.
+    pacer, history = run_pacer([100, 700], [10_000, 7], [0, 0])
+    assert pacer.cap == 7  # fixed when B finished, at the pace shown
+    steps = [a[1] - b[1] for b, a, *_ in history if a[1] > b[1]]
+    assert set(steps) == {7}
+    lockstep = [a for b, a, *_ in history if a[0] < 100]
+    assert all(x[0] == x[1] for x in lockstep)
