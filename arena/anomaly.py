@@ -398,7 +398,7 @@ class AnomalyResult:
 
 
 def voter_anomaly_test(pvalues: np.ndarray, *, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
-                       alpha: float = DEFAULT_ALPHA) -> AnomalyResult:
+                       alpha: float = DEFAULT_ALPHA, decided_through: int = 0) -> AnomalyResult:
     """Fisher's combination of a voter's first ``j`` p-values at each checkpoint ``j``, Bonferroni-corrected.
 
     Parameters
@@ -409,6 +409,12 @@ def voter_anomaly_test(pvalues: np.ndarray, *, checkpoints: Sequence[int] = DEFA
         Strictly increasing vote counts at which to test; those beyond ``n`` are not reached.
     alpha : float
         Family-wise level per voter, in (0, 1): each checkpoint is tested at ``alpha / len(checkpoints)``.
+    decided_through : int
+        Checkpoints up to this vote count were tested by an earlier run and are not tested again. A
+        service that runs the test periodically passes what it stored: each checkpoint is then decided
+        exactly once in a voter's life, so the Bonferroni bound (at most ``alpha`` for an honest voter)
+        holds however many runs there are. Re-testing a checkpoint as the history grows would be a fresh
+        look each time, and the false-flag rate would creep past ``alpha``.
 
     Returns
     -------
@@ -424,6 +430,8 @@ def voter_anomaly_test(pvalues: np.ndarray, *, checkpoints: Sequence[int] = DEFA
     for j in marks:
         if j > p.size:
             break
+        if j <= decided_through:
+            continue
         statistic, p_combined = fisher_combine(p[:j])
         if p_combined <= level:
             return AnomalyResult(True, j, statistic, p_combined, level, int(p.size))

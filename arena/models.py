@@ -77,6 +77,10 @@ class Voter(models.Model):
     created = models.DateTimeField(default=timezone.now)
     flagged = models.BooleanField(default=False)
     flag_reason = models.TextField(blank=True)
+    anomaly_decided_through = models.PositiveIntegerField(
+        default=0, db_default=0,
+        help_text="The anomalous-voter test's checkpoints up to this vote count are decided: never re-tested.",
+    )
 
     class Meta:
         constraints = [

@@ -213,6 +213,13 @@ def _reason(result: anomaly.AnomalyResult, *, alpha: float, checkpoints: tuple[i
     )
 
 
+def _write_decided(decided: dict[int, int]) -> None:
+    """Remember the checkpoints each voter has been tested at (one UPDATE)."""
+    if decided:
+        mark = Case(*(When(pk=voter_id, then=Value(j)) for voter_id, j in decided.items()))
+        Voter.objects.filter(pk__in=list(decided)).update(anomaly_decided_through=mark)
+
+
 def _write_flags(flagged: list[FlaggedVoter]) -> int:
     """One UPDATE; a voter flagged meanwhile by someone else keeps its first reason."""
     if not flagged:
@@ -233,7 +240,9 @@ def voters_flag_anomalous(
     votes of unflagged voters — are read once; each voter is then judged against those counts minus
     its own votes (leave-one-voter-out), its votes in time order, with :func:`arena.anomaly.voter_pvalues`
     and :func:`arena.anomaly.voter_anomaly_test`. Votes whose pair has fewer than ``min_pair_history``
-    other votes are skipped, and only a voter's first ``max(checkpoints)`` judged votes are tested.
+    other votes are skipped, and only a voter's first ``max(checkpoints)`` judged votes are tested. Each
+    checkpoint is decided once per voter (``Voter.anomaly_decided_through``): a later run tests only the
+    checkpoints reached since, so repeated runs keep an honest voter's flag chance at ``alpha``.
     Flagging sets ``Voter.flagged`` and a reason naming the test, the checkpoint and the combined p-value;
     an already flagged voter is not tested again and keeps its first reason. Nothing is deleted.
 
@@ -263,6 +272,9 @@ def voters_flag_anomalous(
     slots = _kwise_slots()
     history = _pairwise_history() | _kwise_history(slots)
     already = Voter.objects.filter(flagged=True).count()
+    decided = dict(Voter.objects.filter(flagged=False, anomaly_decided_through__gt=0)
+                   .values_list("id", "anomaly_decided_through"))
+    newly_decided: dict[int, int] = {}
     considered = tested_n = short = votes_read = 0
     flagged: list[FlaggedVoter] = []
     for voter_id, voter_rows in groupby(_candidate_votes(marks[0]), key=itemgetter(0)):
@@ -280,7 +292,11 @@ def voters_flag_anomalous(
             short += 1
             continue
         tested_n += 1
-        result = anomaly.voter_anomaly_test(pvalues, checkpoints=marks, alpha=alpha)
+        result = anomaly.voter_anomaly_test(pvalues, checkpoints=marks, alpha=alpha,
+                                            decided_through=decided.get(voter_id, 0))
+        reached = max((j for j in marks if j <= pvalues.size), default=0)
+        if reached > decided.get(voter_id, 0):
+            newly_decided[voter_id] = reached
         if result.flagged:
             assert result.checkpoint is not None
             flagged.append(FlaggedVoter(voter_id=voter_id, key=rows[0][1], n_pvalues=result.n_pvalues,
@@ -289,6 +305,7 @@ def voters_flag_anomalous(
                                         reason=_reason(result, alpha=alpha, checkpoints=marks,
                                                        draw_habit=draw_habit)))
     if not dry_run:
+        _write_decided(newly_decided)
         written = _write_flags(flagged)
         logger.info("anomaly detection: %d voters tested, %d flagged", tested_n, written)
     return AnomalyReport(alpha=alpha, checkpoints=marks, min_pair_history=min_pair_history,

@@ -38,9 +38,9 @@ def source_for(contender: Contender) -> ResponseSource:
     kind = contender.source_kind
     config = validate_source_config(kind, contender.source_config)
     if kind == "pool":
-        from .pool import PoolSource
-
         from django.conf import settings
+
+        from .pool import PoolSource
 
         return PoolSource(contender.pk, chars_per_s=getattr(settings, "ARENA_POOL_STREAM_CHARS_PER_S", 0.0))
     if kind == "openai":

@@ -231,3 +231,14 @@ def test_random_and_always_a_voters_stand_out_when_the_models_differ(draw_habit)
     rate = {kind: np.mean([r.flagged for v, r in zip(voters, results, strict=True) if v.kind == kind])
             for kind in ("honest", "random", "always_a")}
     assert rate["random"] >= 0.8 and rate["always_a"] >= 0.9 and rate["honest"] <= 0.03
+
+
+def test_checkpoints_decided_by_an_earlier_run_are_not_tested_again():
+    from arena.anomaly import voter_anomaly_test
+
+    # Tiny p-values early, ordinary ones later: checkpoint 5 rejects, later ones do not.
+    pvalues = np.array([1e-4] * 5 + [0.6] * 45)
+    assert voter_anomaly_test(pvalues, checkpoints=(5, 10, 20, 50), alpha=0.01).checkpoint == 5
+    later = voter_anomaly_test(pvalues, checkpoints=(5, 10, 20, 50), alpha=0.01, decided_through=5)
+    assert later.checkpoint == 10  # checkpoint 5 is not looked at again; 10 still carries the early votes
+    assert not voter_anomaly_test(pvalues, checkpoints=(5, 10, 20, 50), alpha=0.01, decided_through=50).flagged

@@ -95,14 +95,23 @@ def test_planted_random_and_always_a_voters_are_flagged_and_honest_ones_are_not(
         assert voter.key in out.getvalue()
     assert "60 voters tested" in out.getvalue()
 
+    # Each checkpoint is decided once: a second run on the same votes reaches no new checkpoint, tests
+    # nobody again and flags nobody more (re-testing as the history grows would inflate false flags).
+    honest = [v for v, k in kinds.items() if k == "honest" and not flagged[v]]
+    assert set(Voter.objects.filter(id__in=honest).values_list("anomaly_decided_through", flat=True)) <= {20, 50}
+    before = set(Voter.objects.filter(flagged=True).values_list("id", flat=True))
+    call_command("detect_anomalous_voters", "--no-duplicates", stdout=StringIO())
+    assert set(Voter.objects.filter(flagged=True).values_list("id", flat=True)) == before
+
 
 def test_a_dry_run_writes_nothing_and_a_flagged_voter_keeps_its_first_reason(models8, django_assert_max_num_queries):
     kinds = _pairwise_arena(models8, {"honest": 30, "always_a": 4}, votes_per_voter=50, seed=6)
     always_a = [v for v, k in kinds.items() if k == "always_a"]
     Voter.objects.filter(id=always_a[0]).update(flagged=True, flag_reason="staff: clicks A without reading")
 
-    # savepoint, "any K-wise votes?", the pair history's GROUP BY, the flagged count, the voters' votes, release
-    with django_assert_max_num_queries(6):
+    # savepoint, "any K-wise votes?", the pair history's GROUP BY, the flagged count, the decided checkpoints,
+    # the voters' votes, release
+    with django_assert_max_num_queries(7):
         report = voters_flag_anomalous(alpha=0.01, checkpoints=(5, 10, 20, 50), min_pair_history=20, dry_run=True)
     assert report.dry_run and report.already_flagged == 1 and report.voters_tested == 33
     assert {f.voter_id for f in report.flagged} >= set(always_a[1:])
