@@ -5,12 +5,16 @@ The pages work without JavaScript (a form opens a battle; answers appear once co
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from uuid import UUID
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
@@ -20,7 +24,7 @@ from config.errors import ApplicationError, NotFound
 from .captcha import captcha_enforce, captcha_verifier
 from .identity import voter_for_read, voter_from_request
 from .live.state import live_state_read
-from .models import MAX_K, MIN_K, BattleStatus, Generation
+from .models import MAX_K, MIN_K, Battle, BattleStatus, Generation
 from .ratelimit import RateLimited, rate_limit_enforce
 from .rendering import markdown_to_safe_html
 from .selectors import (
@@ -140,7 +144,9 @@ def battle_stream(request: HttpRequest, battle_id: UUID) -> HttpResponse:
 
     Events: ``update`` {turn, slots: [{position, html}]}, then ``done`` {turn, slots} or ``void``
     {reason}. Slots are always listed in position order and carry nothing but position and text, so
-    the stream says no more than the page; the pace is set by ``arena.live.pacing``.
+    the stream says no more than the page; the pace is set by ``arena.live.pacing``. Under ASGI the
+    events come from an async generator (a sync one would be buffered whole); under WSGI the stream
+    holds a worker thread but no database connection.
     """
     voter = voter_for_read(request)
     try:
@@ -148,7 +154,9 @@ def battle_stream(request: HttpRequest, battle_id: UUID) -> HttpResponse:
         view = battle_view(battle_access(battle_id=battle_id, voter=voter))
     except NotFound as exc:
         return JsonResponse(exc.as_body(), status=404)
-    response = StreamingHttpResponse(_battle_events(view.id, view.turns), content_type="text/event-stream")
+    pump = _EventPump(view.id, view.turns)
+    events = _events_async(pump) if isinstance(request, ASGIRequest) else _events_sync(pump)
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return response
@@ -158,35 +166,69 @@ def _slots_html(texts: list[str]) -> list[dict[str, object]]:
     return [{"position": i, "html": markdown_to_safe_html(t)} for i, t in enumerate(texts)]
 
 
-def _battle_events(battle_id: UUID, turn: int) -> Iterator[str]:
-    from .models import Battle
+class _EventPump:
+    """One battle turn's events, polled: the live state while it changes, then the end from the database."""
 
-    tick = settings.ARENA_STREAM_TICK_MS / 1000
-    deadline = time.monotonic() + settings.ARENA_GENERATION_TIMEOUT_S + 30
-    last_seq, last_ping = -1, time.monotonic()
-    yield "retry: 2000\n\n"
-    while time.monotonic() < deadline:
-        state = live_state_read(battle_id)
-        if state is not None and state.turn == turn:
+    def __init__(self, battle_id: UUID, turn: int) -> None:
+        self.battle_id, self.turn = battle_id, turn
+        self.deadline = time.monotonic() + settings.ARENA_GENERATION_TIMEOUT_S + 30
+        self.last_seq, self.last_ping = -1, time.monotonic()
+
+    def poll(self) -> tuple[list[str], bool]:
+        """Events to send now, and whether the stream is over."""
+        if time.monotonic() > self.deadline:
+            return [_event("void", {"reason": "the answers were not completed in time"})], True
+        state = live_state_read(self.battle_id)
+        if state is not None and state.turn == self.turn:
             if state.complete:
-                yield (_event("void", {"reason": state.void_reason}) if state.void_reason
-                       else _event("done", {"turn": turn, "slots": _slots_html(state.texts)}))
-                return
-            if state.seq != last_seq and state.texts:  # texts is empty until the first release
-                last_seq = state.seq
-                yield _event("update", {"turn": turn, "slots": _slots_html(state.texts)})
+                return [_event("void", {"reason": state.void_reason}) if state.void_reason
+                        else _event("done", {"turn": self.turn, "slots": _slots_html(state.texts)})], True
+            if state.seq != self.last_seq and state.texts:  # texts is empty until the first release
+                self.last_seq = state.seq
+                return [_event("update", {"turn": self.turn, "slots": _slots_html(state.texts)})], False
         else:
             # No live state for this turn (another process's cache, or it expired): the database decides.
-            battle = Battle.objects.filter(id=battle_id).only("status", "generation", "void_reason", "turns").first()
+            battle = Battle.objects.filter(id=self.battle_id).only("status", "generation", "void_reason",
+                                                                  "turns").first()
+            _release_connection()  # a stream may last minutes: hold no connection between polls
             if battle is None or battle.status == BattleStatus.VOID:
-                yield _event("void", {"reason": battle.void_reason if battle else "the battle is gone"})
-                return
-            if battle.generation == Generation.DONE or battle.turns != turn:
+                return [_event("void", {"reason": battle.void_reason if battle else "the battle is gone"})], True
+            if battle.generation == Generation.DONE or battle.turns != self.turn:
                 texts = [s.response for s in battle.slots.order_by("position")]
-                yield _event("done", {"turn": battle.turns, "slots": _slots_html(texts)})
-                return
-        if time.monotonic() - last_ping > 15:
-            last_ping = time.monotonic()
-            yield ": ping\n\n"  # keeps proxies from closing an idle connection
+                _release_connection()
+                return [_event("done", {"turn": battle.turns, "slots": _slots_html(texts)})], True
+        if time.monotonic() - self.last_ping > 15:
+            self.last_ping = time.monotonic()
+            return [": ping\n\n"], False  # keeps proxies from closing an idle connection
+        return [], False
+
+
+def _release_connection() -> None:
+    # Not inside a transaction (a test's, or ATOMIC_REQUESTS): closing there would break it.
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _events_sync(pump: _EventPump) -> Iterator[str]:
+    _release_connection()  # the gate's queries are done: the stream itself needs no connection
+    yield "retry: 2000\n\n"
+    tick = settings.ARENA_STREAM_TICK_MS / 1000
+    while True:
+        events, done = pump.poll()
+        yield from events
+        if done:
+            return
         time.sleep(tick)
-    yield _event("void", {"reason": "the answers were not completed in time"})
+
+
+async def _events_async(pump: _EventPump) -> AsyncIterator[str]:
+    yield "retry: 2000\n\n"
+    tick = settings.ARENA_STREAM_TICK_MS / 1000
+    poll = sync_to_async(pump.poll)
+    while True:
+        events, done = await poll()
+        for event in events:
+            yield event
+        if done:
+            return
+        await asyncio.sleep(tick)

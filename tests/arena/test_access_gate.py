@@ -111,3 +111,22 @@ def test_a_void_battle_never_reveals_and_streams_why(voter_api, make_battle):
     assert "event: void" in events and "answer A could not be generated" in events
     page = voter_api.get(f"/battles/{battle.id}").content.decode()
     assert "This battle is void and will not count." in page and "A is better" not in page
+
+
+def test_under_asgi_the_stream_is_an_asynchronous_iterator(voter_api, make_battle):
+    # A sync iterator under ASGI is buffered whole by Django: the visitor would see nothing until the end.
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    battle = make_battle(voter_api)
+
+    async def read() -> tuple[bool, str]:
+        client = AsyncClient()
+        await client.aforce_login(voter_api.user)
+        response = await client.get(f"/api/v1/battles/{battle.id}/stream")
+        chunks = [chunk async for chunk in response.streaming_content]
+        return response.is_async, b"".join(chunks).decode()
+
+    is_async, body = async_to_sync(read)()
+    assert is_async and "event: done" in body
+    assert not any(slot.contender.name in body for slot in battle.slots.all())
