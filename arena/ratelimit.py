@@ -7,6 +7,7 @@ API answers with 429, a ``Retry-After`` header and a JSON body, and a page shows
 """
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django.conf import settings
@@ -57,13 +58,28 @@ def _hit(key: str, *, limit: int, window: int, now: float) -> int | None:
     return max(1, int(start + window - now + 0.999)) if count > limit else None
 
 
+def _address_block(ip: str) -> str:
+    """The unit an address limit counts: the address for IPv4, its /64 for IPv6.
+
+    One IPv6 subscriber usually holds a whole /64 and can rotate through it at will. (Only a hash of
+    the result reaches the cache: no raw address is kept.)
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def rate_limit_enforce(request: HttpRequest, *, scope: str) -> None:
     """Count this request in ``scope`` for its voter and its address; raise RateLimited past either limit."""
     voter_setting, ip_setting = SCOPES[scope]
     now = time.time()
     checks = [(f"{scope}:voter:{voter_key_for_request(request)}", getattr(settings, voter_setting))]
     if ip := client_ip(request):
-        checks.append((f"{scope}:ip:{ip_hash(ip)}", getattr(settings, ip_setting)))  # no raw address in the cache
+        checks.append((f"{scope}:ip:{ip_hash(_address_block(ip))}", getattr(settings, ip_setting)))
     for key, rate in checks:
         limit, window = parse_rate(rate)
         if (retry_after := _hit(key, limit=limit, window=window, now=now)) is not None:

@@ -219,3 +219,12 @@ def test_pooled_answers_of_a_contender_without_a_pool_source_are_never_drawn(poo
         battle_id = APIClient().post("/api/v1/battles", {"k": 2}, format="json").json()["id"]
         assert set(Battle.objects.get(id=battle_id).slots.values_list("contender__name", flat=True)) == {
             "pool-a", "pool-b"}
+
+
+def test_the_address_limit_counts_an_ipv6_subscriber_by_its_64(settings, pool):
+    settings.ARENA_BATTLE_IP_RATE_LIMIT = "2/minute"
+    codes = [APIClient().post("/api/v1/battles", {"k": 2}, format="json",
+                              REMOTE_ADDR=f"2001:db8:1:2::{i:x}").status_code for i in range(3)]
+    assert codes == [201, 201, 429]
+    elsewhere = APIClient().post("/api/v1/battles", {"k": 2}, format="json", REMOTE_ADDR="2001:db8:1:3::1")
+    assert elsewhere.status_code == 201

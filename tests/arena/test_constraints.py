@@ -173,6 +173,8 @@ def test_postgres_refuses_a_vote_on_a_battle_not_marked_voted(voter, contenders)
 @pytest.mark.postgres
 @pytest.mark.parametrize("change", [
     {"anonymous": False}, {"status": "open", "revealed_at": None}, {"k": 3}, {"voter_id": "other"},
+    {"turns": 2}, {"identity_leak": "answer A says 'alpha'"}, {"prompt_source": "typed"},
+    {"revealed_at": "2020-01-01T00:00:00Z"},
 ])
 def test_postgres_freezes_a_voted_battle(voter, contenders, change):
     battle = battle_with_slots(voter, contenders)
