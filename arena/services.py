@@ -215,8 +215,8 @@ def _sampled_prompt(*, voter: Voter, k: int, live: list[Contender]) -> tuple[Pro
               .annotate(n=Count("id")).filter(n__gte=max(0, k - len(live))).values_list("prompt_id", flat=True))
     prompt_ids = list(pooled)
     if not prompt_ids:
-        raise ValidationFailed(f"no prepared prompt you have not seen yet can be answered by {k} models; "
-                               "type your own prompt or choose fewer answers", field="k", code="no_sampled_prompt")
+        raise ValidationFailed(f"No prepared prompt you have not seen yet can be answered by {k} models: "
+                               "type your own prompt or choose fewer answers.", field="k", code="no_sampled_prompt")
     prompt = Prompt.objects.get(id=secrets.SystemRandom().choice(prompt_ids))
     pool = [r.contender for r in PoolResponse.objects.filter(prompt=prompt, contender__active=True,
                                                              contender__source_kind=SourceKind.POOL)
@@ -242,7 +242,7 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
     if prompt_text:
         if not live:
             raise NoLiveContenders(
-                "the models in this arena answer only prepared prompts (the demo pool), so a new prompt cannot be "
+                "The models in this arena answer only prepared prompts (the demo pool), so a new prompt cannot be "
                 "answered; press 'Surprise me' to vote on a prepared prompt, or point contenders at a model "
                 "server (README: contenders.toml)", field="prompt")
         prompt, candidates, source = prompt_get_or_create(text=prompt_text, category=category, language=language), \

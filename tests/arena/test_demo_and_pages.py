@@ -56,7 +56,7 @@ def test_a_visitor_gets_an_anonymous_pooled_battle_votes_and_sees_names(client, 
 def test_a_new_battle_without_a_pool_says_why(client):
     response = client.post("/battles/new", {"k": "2"})
     assert response.status_code == 400
-    assert "no prepared prompt you have not seen yet can be answered by 2 models" in response.content.decode()
+    assert "No prepared prompt you have not seen yet can be answered by 2 models" in response.content.decode()
     assert not Battle.objects.exists()
 
 
