@@ -118,6 +118,24 @@ def battle_can_continue(battle_id: UUID) -> bool:
     return not BattleSlot.objects.filter(battle_id=battle_id).exclude(contender__source_kind__in=LIVE_KINDS).exists()
 
 
+RECENT_BATTLES = 1000
+
+
+def contender_recent_shares(*, last: int = RECENT_BATTLES) -> tuple[dict[int, float], int]:
+    """Each contender's share of the last ``last`` battles served (void ones included), and how many there were.
+
+    What matchmaking actually does, for an operator: a share far below K / (number of contenders) is a
+    contender the policy starves or whose source keeps failing. Two queries: the battle window, then one
+    GROUP BY over its slots.
+    """
+    recent = list(Battle.objects.order_by("-created").values_list("id", flat=True)[:last])
+    if not recent:
+        return {}, 0
+    counts = (BattleSlot.objects.filter(battle_id__in=recent).values("contender_id")
+              .annotate(n=Count("battle_id", distinct=True)))
+    return {row["contender_id"]: row["n"] / len(recent) for row in counts}, len(recent)
+
+
 def contender_list(*, active: bool | None = None) -> QuerySet[Contender]:
     contenders = Contender.objects.all().order_by("name")
     return contenders if active is None else contenders.filter(active=active)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from arena.selectors import contender_recent_shares
 from config.errors import ApplicationError
 
 from . import charts
@@ -24,10 +25,13 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         return render(request, "leaderboard/leaderboard.html", context, status=exc.status)
     rows = sorted(snapshot.rows.all(), key=lambda r: (r.rank, -r.rating))
     order = [r.model for r in rows]
+    shares, recent_battles = contender_recent_shares()
     matrix = snapshot.matrices.get("winrate")
     context.update(
         config=config, snapshot=snapshot,
-        rows=list(zip(rows, charts.interval_bars(rows), strict=True)),
+        rows=[(row, bar, shares.get(row.contender_id, 0.0))
+              for row, bar in zip(rows, charts.interval_bars(rows), strict=True)],
+        recent_battles=recent_battles,
         heatmap=charts.heatmap_cells(snapshot.models_order, matrix, order, cell=CELL) if matrix else None,
         heatmap_size=CELL * len(order), heatmap_labels=[(i * CELL + CELL / 2, name) for i, name in enumerate(order)],
         cell=CELL, query=request.GET.urlencode(),

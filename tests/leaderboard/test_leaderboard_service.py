@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -316,3 +317,18 @@ def test_leaderboard_requests_are_rate_limited(client, real_votes, monkeypatch):
     assert codes == [200, 200, 429]
     assert client.get("/api/v1/leaderboard").json()["error"]["code"] == "throttled"
     assert Snapshot.objects.count() == 2  # the refused request fitted nothing
+
+
+def test_the_page_shows_each_models_share_of_recent_battles_and_names_the_bayes_score(client, voter_api,
+                                                                                         make_battle):
+    # make_battle shows the first k contenders: alpha and beta in every battle, gamma in the K = 3 ones.
+    _vote_many(voter_api, make_battle, [{"outcome": "a"}, {"outcome": "b"}, {"outcome": "tie"}])
+    battle = make_battle(voter_api, k=3)
+    voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"best": 0}, format="json")
+    page = client.get("/leaderboard", {"method": "bayes"}).content.decode()
+    assert "Recent share" in page and "the last 4 battles" in page
+    rows = {name: row for name, row in re.findall(r"<td>([a-z]+-\d+b)</td>(.*?)</tr>", page, re.S)}
+    assert re.search(r">100 %<", rows["alpha-7b"]) and re.search(r">25 %<", rows["gamma-70b"])
+    score = "Score (\u03bc \u2212 3\u03c3)"  # "Score (mu - 3 sigma)", as the page prints it
+    assert score in page  # the Bayes column is the conservative score, not the interval's centre
+    assert score not in client.get("/leaderboard", {"method": "bt"}).content.decode()
