@@ -9,6 +9,7 @@ from config.errors import ApplicationError
 
 from . import charts
 from .config import CIS, METHODS, TIES, LeaderboardConfig
+from .ratings.separation import votes_to_separate_top
 from .selectors import categories, snapshot_with_rows
 from .services import leaderboard_current
 
@@ -26,12 +27,16 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     rows = sorted(snapshot.rows.all(), key=lambda r: (r.rank, -r.rating))
     order = [r.model for r in rows]
     shares, recent_battles = contender_recent_shares()
+    # Across components ratings share no scale: no separation figure there.
+    to_separate = None if snapshot.params.get("components", 1) > 1 else votes_to_separate_top(
+        [r.rating for r in rows], [r.ci_low for r in rows], [r.ci_high for r in rows], [r.votes for r in rows],
+        top=min(10, len(rows))) if len(rows) >= 2 else None
     matrix = snapshot.matrices.get("winrate")
     context.update(
         config=config, snapshot=snapshot,
         rows=[(row, bar, shares.get(row.contender_id, 0.0))
               for row, bar in zip(rows, charts.interval_bars(rows), strict=True)],
-        recent_battles=recent_battles,
+        recent_battles=recent_battles, to_separate=to_separate, separate_top=min(10, len(rows)),
         heatmap=charts.heatmap_cells(snapshot.models_order, matrix, order, cell=CELL) if matrix else None,
         heatmap_size=CELL * len(order), heatmap_labels=[(i * CELL + CELL / 2, name) for i, name in enumerate(order)],
         cell=CELL, query=request.GET.urlencode(),

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l2", type=_positive_float, default=0.01, help="ridge for bt / pl (default 0.01)")
     p.add_argument("--prior-sd", type=_positive_float, default=2.0, help="bayes prior sd (default 2.0)")
     p.add_argument("--elo-k", type=_positive_float, default=4.0, help="Elo K-factor (default 4)")
+    p.add_argument("--policy-refit-every", type=_positive_int, default=1, metavar="R",
+                   help="votes between the posterior refits that feed a ratings-using policy (active), default 1")
     return p
 
 
@@ -95,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = SimConfig(models=args.models, k=args.k, policy=args.policy, method=args.method, noise=args.noise,
                        truth=args.truth, seed=args.seed, max_votes=args.max_votes, repeats=args.repeats,
                        checkpoint_every=args.checkpoint_every, new_model=args.new_model, l2=args.l2,
-                       prior_sd=args.prior_sd, elo_k=args.elo_k)
+                       prior_sd=args.prior_sd, elo_k=args.elo_k, policy_refit_every=args.policy_refit_every)
     summary, runs = simulate(config)
     if args.curve:
         try:

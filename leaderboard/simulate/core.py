@@ -44,6 +44,15 @@ Noise-free data are separable, so the plain MLE does not exist: ``bt`` and ``pl`
 (default 0.01, a Normal(0, 10^2) prior). bt / pl / bayes are refitted from scratch at checkpoints only.
 A fit that fails (``ConvergenceError``) counts as a wrong ranking at that checkpoint.
 
+Policies that read ratings
+--------------------------
+A policy with ``uses_ratings`` (``active``) gets, as the live arena's leaderboard snapshot would give
+it, ratings and 95 % intervals on the rating scale (``400 / ln 10`` per natural unit, centre 1000):
+the Laplace posterior of Plackett-Luce (prior sd ``prior_sd``) of all votes so far, whatever
+``method`` ranks the models for the test, refitted every ``policy_refit_every`` votes (default 1;
+the live arena refreshes less often, which the policy's Thompson draw is there to absorb). Models
+with no vote yet are NaN (absent from a snapshot); before the first refit everything is NaN.
+
 Convergence
 -----------
 Checkpoints fall every ``checkpoint_every`` votes (default 1 for ``elo``, 10 otherwise) and at
@@ -105,7 +114,7 @@ __all__ = [
 ]
 
 METHODS = ("elo", "bt", "pl", "bayes")
-POLICY_NAMES = ("random", "weighted", "ksort")
+POLICY_NAMES = ("random", "weighted", "active", "ksort")
 TRUTHS = ("spread", "gaps")
 TIER_SIZE, TIER_STEP, TIER_GAP = 10, 0.1, 1.0
 
@@ -128,6 +137,7 @@ class SimConfig:
     l2: float = 0.01
     prior_sd: float = 2.0
     elo_k: float = 4.0
+    policy_refit_every: int = 1
 
     def __post_init__(self) -> None:
         checks = [
@@ -144,6 +154,7 @@ class SimConfig:
             (self.method not in ("bt", "pl") or self.l2 > 0, "bt and pl need l2 > 0 (noise-free data are separable)"),
             (self.prior_sd > 0, f"prior_sd must be > 0, got {self.prior_sd}"),
             (self.elo_k > 0, f"elo_k must be > 0, got {self.elo_k}"),
+            (self.policy_refit_every >= 1, f"policy_refit_every must be >= 1, got {self.policy_refit_every}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -318,6 +329,18 @@ class _Fitter:
         except ConvergenceError:
             return np.full(len(self.models), np.nan), None
 
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Laplace posterior of Plackett-Luce (prior sd ``prior_sd``): mean and sd, natural scale; NaN on failure."""
+        items = self.items[: self.n]
+        k = items.shape[1]
+        rankings = RankingCounts(self.models, items, np.broadcast_to(np.arange(k), items.shape), np.ones(self.n))
+        try:
+            post = laplace_posterior(RankingObjective(rankings), self.config.prior_sd)
+        except ConvergenceError:
+            nan = np.full(len(self.models), np.nan)
+            return nan, nan
+        return post.estimate.theta.copy(), np.sqrt(np.clip(np.diag(post.covariance)[: len(self.models)], 0.0, None))
+
 
 # ------------------------------------------------------------------------------------------- one run
 @dataclass
@@ -373,17 +396,28 @@ class _Arena:
             observe(ranking)
         self.votes[shown] += 1
         self.total += 1
+        if self.policy.uses_ratings and self.total % self.config.policy_refit_every == 0:
+            self.refresh_ratings()
         return shown
 
+    def refresh_ratings(self) -> None:
+        """The policy's snapshot: Bayesian (Laplace PL) ratings and 95 % intervals; NaN for unvoted models.
+
+        Whatever ``method`` ranks the models for the test, a ratings-using policy is fed the posterior
+        (the live arena's snapshot carries ratings *and* intervals; a plain PL fit has no interval and,
+        on noise-free data, runs off to infinity). Unvoted models are NaN, as they are absent from a
+        live snapshot.
+        """
+        mean, sd = self.fitter.posterior()
+        known = self.votes > 0
+        self.rating = np.where(known, RATING_SCALE * mean + RATING_CENTER, np.nan)
+        self.ci_low = np.where(known, self.rating - 1.96 * RATING_SCALE * sd, np.nan)
+        self.ci_high = np.where(known, self.rating + 1.96 * RATING_SCALE * sd, np.nan)
+
     def checkpoint(self) -> np.ndarray:
-        scores, sd = self.fitter.fit()
+        scores, _ = self.fitter.fit()
         if np.isnan(scores).any():
             self.fit_failures += 1
-        if self.policy.uses_ratings:
-            self.rating = RATING_SCALE * scores + RATING_CENTER
-            if sd is not None:
-                self.ci_low = self.rating - 1.96 * RATING_SCALE * sd
-                self.ci_high = self.rating + 1.96 * RATING_SCALE * sd
         return scores
 
     def policy_scores(self) -> np.ndarray | None:

@@ -332,3 +332,5 @@ def test_the_page_shows_each_models_share_of_recent_battles_and_names_the_bayes_
     score = "Score (\u03bc \u2212 3\u03c3)"  # "Score (mu - 3 sigma)", as the page prints it
     assert score in page  # the Bayes column is the conservative score, not the interval's centre
     assert score not in client.get("/leaderboard", {"method": "bt"}).content.decode()
+    # Three contenders on four votes overlap everywhere: the page gives the rough figure to separate them.
+    assert re.search(r'id="to-separate">About \d+ more pairwise votes would separate the top 3', page)
