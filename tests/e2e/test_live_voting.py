@@ -310,7 +310,8 @@ def test_the_leaderboard_shows_the_new_votes_after_a_refit(live_server, page, sh
     for contender in contenders:
         row = page.locator("table.leaderboard tbody tr").filter(has_text=contender.name)
         expect(row).to_contain_text(contender.organization)
-        expect(row.locator("td.num").nth(-1)).to_have_text("3")  # the Votes column: in all three battles
+        expect(row.locator("td.num").nth(-2)).to_have_text("3")  # the Votes column: in all three battles
+        expect(row.locator("td.num").nth(-1)).to_have_text("100 %")  # and in all recent battles
 
 
 
