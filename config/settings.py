@@ -202,6 +202,9 @@ ARENA_POOL_STREAM_CHARS_PER_S = float(env_str("ARENA_POOL_STREAM_CHARS_PER_S", "
 ARENA_MATCHMAKING_POLICY = env_str("ARENA_MATCHMAKING_POLICY", "weighted")
 ARENA_MATCHMAKING_NEW_BOOST = float(env_str("ARENA_MATCHMAKING_NEW_BOOST", "3.0"))
 ARENA_MATCHMAKING_NEW_UNTIL_VOTES = env_int("ARENA_MATCHMAKING_NEW_UNTIL_VOTES", 300)
+# `active` (uncertainty-driven, reads the latest default leaderboard): the chance that a battle's pivot is
+# drawn uniformly instead, so that no contender is starved (each keeps at least this share / M).
+ARENA_MATCHMAKING_MIN_SHARE = float(env_str("ARENA_MATCHMAKING_MIN_SHARE", "0.1"))
 # A source that failed this many times in a row is left out of matchmaking for the cool-down.
 ARENA_SOURCE_FAILURE_LIMIT = env_int("ARENA_SOURCE_FAILURE_LIMIT", 3)
 ARENA_SOURCE_COOLDOWN_S = env_int("ARENA_SOURCE_COOLDOWN_S", 300)

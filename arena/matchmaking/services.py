@@ -21,6 +21,8 @@ def _policy_params(name: str) -> dict[str, object]:
             "new_boost": float(getattr(settings, "ARENA_MATCHMAKING_NEW_BOOST", 3.0)),
             "new_until_votes": int(getattr(settings, "ARENA_MATCHMAKING_NEW_UNTIL_VOTES", 300)),
         }
+    if name == "active":
+        return {"min_share": float(getattr(settings, "ARENA_MATCHMAKING_MIN_SHARE", 0.1))}
     return {}
 
 

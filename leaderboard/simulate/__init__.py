@@ -7,7 +7,7 @@ CLI::
     python -m leaderboard.simulate [--models N] [--k K] [--policy random|weighted|active|ksort]
         [--method elo|bt|pl|bayes] [--noise P] [--truth spread|gaps] [--seed S] [--max-votes V]
         [--repeats R] [--checkpoint-every C] [--new-model] [--curve FILE.csv]
-        [--l2 L] [--prior-sd SD] [--elo-k K]
+        [--l2 L] [--prior-sd SD] [--elo-k K] [--policy-refit-every R]
 
 prints JSON::
 

@@ -256,7 +256,7 @@ def test_stats_can_be_updated_with_replace_for_a_simulation():
 # --- the registry -------------------------------------------------------------------------------------
 
 def test_policies_are_built_by_name():
-    assert set(POLICIES) == {"random", "weighted"}
+    assert set(POLICIES) == {"random", "weighted", "active"}
     assert policy_from_name("random") == RandomPolicy()
     weighted = policy_from_name("weighted", new_boost=2.0, new_until_votes=50)
     assert weighted == WeightedPolicy(new_boost=2.0, new_until_votes=50)

@@ -261,3 +261,13 @@ def test_a_policy_that_uses_ratings_gets_the_snapshot(contenders, snapshot, sett
     top_two = snapshot.rows.order_by("-rating").values_list("contender__name", flat=True)[:2]
     assert names(chosen) == frozenset(top_two)
     assert np.isfinite(seen[0].rating[:3]).all() and np.isnan(seen[0].rating[3])
+
+
+def test_the_active_policy_is_chosen_by_settings_with_its_minimum_share(settings):
+    from arena.matchmaking.policies import ActivePolicy
+    from arena.matchmaking.services import matchmaking_policy
+
+    settings.ARENA_MATCHMAKING_POLICY = "active"
+    settings.ARENA_MATCHMAKING_MIN_SHARE = 0.25
+    policy = matchmaking_policy()
+    assert isinstance(policy, ActivePolicy) and policy.uses_ratings and policy.min_share == 0.25

@@ -204,7 +204,7 @@ def test_cli_new_model_with_a_failed_warm_up_still_prints_strict_json(capsys):
     (["--models", "5", "--k", "7"], "more than --models"),
     (["--k", "1"], "at least 2"),
     (["--noise", "0.7"], "probability in [0, 0.5)"),
-    (["--policy", "active"], "invalid choice"),
+    (["--policy", "ucb"], "invalid choice"),
     (["--method", "glicko"], "invalid choice"),
     (["--max-votes", "0"], "positive integer"),
     (["--l2", "-1"], "positive number"),
