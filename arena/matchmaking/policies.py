@@ -318,7 +318,8 @@ class ActivePolicy:
     def choose(self, stats: ContenderStats, k: int, rng: np.random.Generator) -> np.ndarray:
         """See ``Policy.choose``."""
         _check_k(k)
-        candidates = np.flatnonzero(stats.available)
+        # Weights do not steer this policy, but a zero weight still means "never draw" (an operator's off switch).
+        candidates = np.flatnonzero(stats.available & (stats.weight > 0))
         m = candidates.size
         if m < k:
             raise NotEnoughContenders(m, k)

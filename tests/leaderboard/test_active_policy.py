@@ -208,3 +208,13 @@ def test_the_policy_is_fed_posterior_ratings_nan_for_unvoted_models():
     voted[shown] = True
     assert np.isfinite(arena.rating[voted]).all() and np.isnan(arena.rating[~voted]).all()
     assert (arena.ci_low[voted] < arena.rating[voted]).all() and (arena.rating[voted] < arena.ci_high[voted]).all()
+
+
+def test_a_zero_weight_contender_is_never_drawn_by_the_active_policy():
+    from arena.matchmaking.policies import ActivePolicy, ContenderStats
+
+    stats = ContenderStats(votes=np.zeros(6, dtype=int), weight=np.array([1, 1, 0, 1, 1, 1.0]),
+                           available=np.ones(6, dtype=bool))
+    rng = np.random.default_rng(3)
+    chosen = {int(i) for _ in range(300) for i in ActivePolicy(min_share=0.5).choose(stats, 4, rng)}
+    assert 2 not in chosen and chosen == {0, 1, 3, 4, 5}
