@@ -15,6 +15,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +32,7 @@ class Script:
     fail_times: int = 0                # answer HTTP 500 this many times, then behave as scripted
     usage: bool = True                 # report token usage (when streaming: only if include_usage was asked)
     retry_after_ms: int | None = None  # sent with failures as retry-after-ms, when set
+    respond: Callable[[list[dict[str, Any]]], str] | None = None  # computes the answer from the messages
     failures_left: int = field(default=0, repr=False)
 
 
@@ -164,7 +166,10 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             if script.status != 200:
                 self._json(script.status, _error_body(f"scripted status {script.status}", "server_error"), extra)
                 return
-            text = script.text if script.text is not None else echo_text(body["messages"])
+            if script.respond is not None:
+                text = script.respond(body["messages"])
+            else:
+                text = script.text if script.text is not None else echo_text(body["messages"])
             chunks = [text[i:i + script.chunk_size] for i in range(0, len(text), script.chunk_size)] or [""]
             usage = {"prompt_tokens": sum(count_tokens(str(m.get("content", ""))) for m in body["messages"]),
                      "completion_tokens": count_tokens(text)}
