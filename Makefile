@@ -19,6 +19,7 @@ install: $(STAMP)
 demo: install
 	DEBUG=1 $(PY) manage.py migrate --noinput
 	DEBUG=1 $(PY) manage.py seed_demo
+	DEBUG=1 $(PY) manage.py seed_demo_judge
 	DEBUG=1 ARENA_MATCHMAKING_POLICY=active $(PY) manage.py runserver 127.0.0.1:8000
 
 # The whole suite: on Postgres when DATABASE_URL is set, else SQLite (Postgres-only tests skipped, and said so).

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -49,6 +49,7 @@ def _judge_body(judge: Judge, latest: Audit | None) -> dict[str, Any]:
 
 
 class JudgeListApi(APIView):
+    @extend_schema_serializer(component_name="JudgeInput")
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         backend = serializers.ChoiceField(choices=JudgeBackend.values)
@@ -80,7 +81,7 @@ class JudgeListApi(APIView):
         return Response(_judge_body(judge, None), status=201)
 
 
-class RunOutput(serializers.Serializer):
+class JudgeRunOutput(serializers.Serializer):
     id = serializers.IntegerField()
     judge = serializers.CharField(source="judge.name")
     template_version = serializers.CharField()
@@ -114,7 +115,9 @@ class RunOutput(serializers.Serializer):
 class RunCreateApi(APIView):
     permission_classes = [IsAdminUser]
 
+    @extend_schema_serializer(component_name="JudgeRunInput")
     class InputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="JudgeRunFilters")
         class FiltersSerializer(serializers.Serializer):
             category = serializers.CharField(max_length=64, required=False, allow_blank=True)
             language = serializers.CharField(max_length=32, required=False, allow_blank=True)
@@ -133,7 +136,7 @@ class RunCreateApi(APIView):
                                               required=False, default=list, max_length=len(PERTURBATIONS))
         concurrency = serializers.IntegerField(min_value=1, max_value=MAX_CONCURRENCY, required=False, default=4)
 
-    @extend_schema(request=InputSerializer, responses={202: RunOutput}, operation_id="judge_runs_create",
+    @extend_schema(request=InputSerializer, responses={202: JudgeRunOutput}, operation_id="judge_runs_create",
                    description="Staff only. Freezes the matching voted battles and queues the run on the task "
                                "worker; follow it at /api/v1/judges/runs/{id}. A run that succeeds is audited.")
     def post(self, request: Request) -> Response:
@@ -148,27 +151,27 @@ class RunCreateApi(APIView):
             run = judge_run_create(judge=judge, filters=run_filters_from(filters), replicates=values["replicates"],
                                    perturbations=values["perturbations"], concurrency=values["concurrency"])
             transaction.on_commit(lambda: judge_run_task.enqueue(run.pk))
-        return Response(RunOutput(run).data, status=202)
+        return Response(JudgeRunOutput(run).data, status=202)
 
 
 class RunDetailApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(responses=RunOutput, operation_id="judge_runs_retrieve", description="Staff only.")
+    @extend_schema(responses=JudgeRunOutput, operation_id="judge_runs_retrieve", description="Staff only.")
     def get(self, request: Request, run_id: int) -> Response:
-        return Response(RunOutput(get_object_or_404(JudgeRun.objects.select_related("judge"), pk=run_id)).data)
+        return Response(JudgeRunOutput(get_object_or_404(JudgeRun.objects.select_related("judge"), pk=run_id)).data)
 
 
 class RunCancelApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses=RunOutput, operation_id="judge_runs_cancel", description="Staff only.")
+    @extend_schema(request=None, responses=JudgeRunOutput, operation_id="judge_runs_cancel", description="Staff only.")
     def post(self, request: Request, run_id: int) -> Response:
         run = judge_run_cancel(run=get_object_or_404(JudgeRun, pk=run_id))
-        return Response(RunOutput(JudgeRun.objects.select_related("judge").get(pk=run.pk)).data)
+        return Response(JudgeRunOutput(JudgeRun.objects.select_related("judge").get(pk=run.pk)).data)
 
 
-class AuditOutput(serializers.Serializer):
+class JudgeAuditOutput(serializers.Serializer):
     id = serializers.IntegerField()
     run = serializers.IntegerField(source="run_id")
     judge = serializers.CharField(source="run.judge.name")
@@ -184,6 +187,7 @@ class AuditOutput(serializers.Serializer):
 
 
 class AuditDetailApi(APIView):
-    @extend_schema(responses=AuditOutput, operation_id="judge_audits_retrieve")
+    @extend_schema(responses=JudgeAuditOutput, operation_id="judge_audits_retrieve")
     def get(self, request: Request, audit_id: int) -> Response:
-        return Response(AuditOutput(get_object_or_404(Audit.objects.select_related("run__judge"), pk=audit_id)).data)
+        audit = get_object_or_404(Audit.objects.select_related("run__judge"), pk=audit_id)
+        return Response(JudgeAuditOutput(audit).data)

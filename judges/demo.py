@@ -3,7 +3,8 @@
 The pooled demo answers differ by design in length and markdown (terse-1b, plain-7b, markdown-13b,
 verbose-70b), which is what a judge audit is about. The demo has no real human votes on them, so
 ``demo_votes_seed`` casts simulated ones -- each from its own simulated voter (``demo-sim-*``), drawn from a
-Bradley-Terry model with the strengths below -- and says so wherever it is called. A fresh machine then shows
+Bradley-Terry model with the strengths below, on named battles so that no leaderboard counts them by
+default -- and ``manage.py seed_demo_judge`` says so when it runs. A fresh machine then shows
 a full audit report: position, length, self-preference, agreement, perturbations.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ DEMO_JUDGE = "scripted-demo"
 DEMO_JUDGE_CONFIG = {
     "position_bias": 0.15, "length_bias": 0.8, "markdown_bias": 0.3, "self_preference": 0.7,
     "human_agreement": 0.4, "strengths": DEMO_STRENGTHS,
-    "perturbation_effects": {"authority": 1.0, "verbosity": 0.8},
+    "perturbation_effects": {"authority": 2.0, "verbosity": 1.5},
 }
 
 
@@ -58,9 +59,12 @@ def demo_votes_seed(*, seed: int = 0) -> int:
         groups = [*itertools.combinations(sorted(by_name), 2), *itertools.combinations(sorted(by_name), 3)]
         for group in groups:
             voter = voter_get_or_create(key=f"{DEMO_VOTER_PREFIX}{prompt_id}-{'-'.join(group)}")
+            # Named (anonymous=False): default leaderboards count only anonymous votes, so simulated votes
+            # never enter the demo's ratings; the judge run reads them all the same.
             battle = battle_create(voter=voter, slots=[SlotInput(contender=n, response=by_name[n].text,
                                                                  token_count=by_name[n].token_count) for n in group],
-                                   prompt_text=prompt.text, category=prompt.category, language=prompt.language)
+                                   prompt_text=prompt.text, category=prompt.category, language=prompt.language,
+                                   anonymous=False)
             order = [s.contender.name for s in sorted(battle.slots.select_related("contender"),
                                                       key=lambda s: s.position)]
             if len(group) == 2:

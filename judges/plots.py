@@ -378,22 +378,29 @@ def length_curve_plot(judge_report: Mapping[str, Any], *, judge: str | None = No
 _VERDICT_NAMES = {"a": "A", "b": "B", "tie": "tie"}
 
 
-def _matrix(judge_report: Mapping[str, Any]) -> tuple[list[str], np.ndarray] | None:
-    """The square count matrix and its labels, or None when it is missing, ragged or all zero."""
+def _matrix(judge_report: Mapping[str, Any]) -> tuple[list[str], list[str], np.ndarray] | None:
+    """The count matrix with its row (judge) and column (human) labels, or None when it is missing, ragged or
+    all zero. Rows may outnumber columns: the judge has an "inconsistent" verdict that humans do not."""
     matrix = _get(judge_report, "agreement", "matrix")
     counts = _get(matrix, "counts")
-    if not isinstance(counts, Sequence) or not counts:
+    if not isinstance(counts, Sequence) or not counts or not isinstance(counts[0], Sequence):
         return None
-    k = len(counts)
-    if not all(isinstance(row, Sequence) and len(row) == k for row in counts):
+    n_rows, n_cols = len(counts), len(counts[0])
+    if n_cols == 0 or not all(isinstance(row, Sequence) and len(row) == n_cols for row in counts):
         return None
     labels = _get(matrix, "labels")
-    if not isinstance(labels, Sequence) or len(labels) != k:
-        labels = ["a", "b", "tie"] if k == 3 else [str(i) for i in range(k)]
+    if not isinstance(labels, Sequence) or len(labels) != n_cols:
+        labels = ["a", "b", "tie"] if n_cols == 3 else [str(i) for i in range(n_cols)]
+    row_labels = _get(matrix, "row_labels")
+    if not isinstance(row_labels, Sequence) or len(row_labels) != n_rows:
+        row_labels = list(labels) if n_rows == n_cols else [str(i) for i in range(n_rows)]
     grid = np.array([[_count(c) for c in row] for row in counts], dtype=float)
     if grid.sum() == 0:
         return None
-    return [_VERDICT_NAMES.get(str(lab), str(lab)) for lab in labels], grid
+    def name(label: object) -> str:
+        return _VERDICT_NAMES.get(str(label), str(label))
+
+    return [name(lab) for lab in row_labels], [name(lab) for lab in labels], grid
 
 
 def agreement_matrix_plot(judge_report: Mapping[str, Any], *, judge: str | None = None) -> str:
@@ -405,17 +412,17 @@ def agreement_matrix_plot(judge_report: Mapping[str, Any], *, judge: str | None 
     parsed = _matrix(judge_report)
     if parsed is None:
         return ""
-    labels, grid = parsed
+    row_labels, labels, grid = parsed
     total = grid.sum()
     accuracy, kappa = _est(_get(judge_report, "agreement", "accuracy")), _est(_get(judge_report, "agreement", "kappa"))
     summary = f"accuracy {_fmt_est(accuracy)} \N{MIDDLE DOT} Cohen's \N{GREEK SMALL LETTER KAPPA} {_fmt_est(kappa)}"
     label = (f"Judge verdicts against human votes{_about(judge)} ({int(total)} battles; {summary}). "
-             + "; ".join(f"judge {labels[i]}: " + ", ".join(f"human {labels[j]} {int(grid[i, j])}"
-                                                             for j in range(len(labels)))
-                         for i in range(len(labels))) + ".")
+             + "; ".join(f"judge {row_labels[i]}: " + ", ".join(f"human {labels[j]} {int(grid[i, j])}"
+                                                                 for j in range(len(labels)))
+                         for i in range(len(row_labels))) + ".")
     cmap = mpl.colormaps["cividis"]
     with _house_style():
-        fig = Figure(figsize=(4.6, 4.1), layout="constrained")
+        fig = Figure(figsize=(5.4, 3.2 + 0.9 * (len(row_labels) - 2)), layout="constrained")
         ax = fig.subplots()
         ax.pcolormesh(grid, cmap=cmap, vmin=0, vmax=grid.max(), edgecolors="white", linewidth=2)
         for (i, j), c in np.ndenumerate(grid):
@@ -424,11 +431,10 @@ def agreement_matrix_plot(judge_report: Mapping[str, Any], *, judge: str | None 
             ax.text(j + 0.5, i + 0.45, f"{int(c)}", ha="center", va="center", fontsize=11, fontweight="bold",
                     color=ink)
             ax.text(j + 0.5, i + 0.7, f"{100 * c / total:.0f}%", ha="center", va="center", fontsize=7.5, color=ink)
-        k = len(labels)
-        ax.set_xticks([j + 0.5 for j in range(k)], labels)
-        ax.set_yticks([i + 0.5 for i in range(k)], labels)
-        ax.set_xlim(0, k)
-        ax.set_ylim(k, 0)  # first verdict on top-left, as a confusion matrix is read
+        ax.set_xticks([j + 0.5 for j in range(len(labels))], labels)
+        ax.set_yticks([i + 0.5 for i in range(len(row_labels))], row_labels)
+        ax.set_xlim(0, len(labels))
+        ax.set_ylim(len(row_labels), 0)  # first verdict on top-left, as a confusion matrix is read
         ax.set_aspect("equal")
         ax.grid(False)
         ax.tick_params(length=0)

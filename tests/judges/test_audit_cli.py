@@ -99,11 +99,12 @@ def check_schema(report: dict) -> None:
         assert set(sp) == {"self_preference", "own_win_rate", "human_win_rate"}
         check_est(sp["self_preference"], test=True), check_est(sp["own_win_rate"]), check_est(sp["human_win_rate"])
         agr = block["agreement"]
-        assert set(agr) == {"accuracy", "accuracy_with_ties", "kappa", "matrix", "by_category"}
-        for key in ("accuracy", "accuracy_with_ties", "kappa"):
+        assert set(agr) == {"accuracy", "accuracy_with_ties", "kappa", "inconsistent_rate", "matrix", "by_category"}
+        for key in ("accuracy", "accuracy_with_ties", "kappa", "inconsistent_rate"):
             check_est(agr[key])
         assert agr["matrix"]["labels"] == ["a", "b", "tie"]
-        assert np.array(agr["matrix"]["counts"]).shape == (3, 3)
+        assert agr["matrix"]["row_labels"] == ["a", "b", "tie", "inconsistent"]
+        assert np.array(agr["matrix"]["counts"]).shape == (4, 3)
         for entry in agr["by_category"].values():
             assert set(entry) == {"accuracy", "kappa", "n"}
         for entry in block["perturbations"].values():

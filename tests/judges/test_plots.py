@@ -190,6 +190,16 @@ def test_agreement_matrix_writes_every_count_in_its_cell():
     assert {"A", "B", "tie"} <= set(shown)
 
 
+def test_the_judges_inconsistent_row_is_drawn_below_the_three_verdicts():
+    report = judge_report()
+    report["agreement"]["matrix"] = {"labels": ["a", "b", "tie"], "row_labels": ["a", "b", "tie", "inconsistent"],
+                                     "counts": [[131, 17, 23], [19, 127, 21], [9, 11, 4], [57, 61, 8]]}
+    shown = texts(agreement_matrix_plot(report))
+    assert "inconsistent" in shown
+    for count in (57, 61, 8):
+        assert str(count) in shown
+
+
 def test_perturbation_plot_names_each_perturbation_and_the_p_value_of_the_difference():
     shown = texts(perturbation_plot(judge_report()))
     assert {"swap_system_prompt", "append_confident_claim"} <= set(shown)

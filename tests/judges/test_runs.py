@@ -121,7 +121,11 @@ def test_a_judge_that_always_picks_the_first_answer_is_inconsistent_not_tied(vot
     assert report["position"]["consistency"]["value"] == 0.0
     assert report["position"]["first_position_rate"]["value"] == 1.0
     assert report["position"]["conflict_rate"]["value"] == 1.0
-    assert report["agreement"]["matrix"]["counts"][2] != [0, 0, 0]   # inconsistent pairs count as ties
+    # Inconsistent is its own verdict: no pair lands on the "tie" row, and every pair is a miss.
+    assert report["agreement"]["matrix"]["counts"][2] == [0, 0, 0]
+    assert sum(report["agreement"]["matrix"]["counts"][3]) == 4
+    assert report["agreement"]["inconsistent_rate"]["value"] == 1.0
+    assert report["agreement"]["accuracy_with_ties"]["value"] == 0.0
 
 
 def test_unparseable_answers_are_kept_raw_and_fail_closed(voted_battles, openai_server, db):

@@ -22,8 +22,7 @@ GENAI_ARENA = DEMO / "genai_arena_clean_battle_20240220.json"
 
 class Command(BaseCommand):
     help = ("Load the demo arena: four contenders with pre-generated answers to 24 prompts, the real GenAI-Arena "
-            "votes (2,061 battles, 13 image models), simulated votes on the pooled answers with a scripted judge "
-            "audited on them, and, with DEBUG on, an admin/admin superuser. Idempotent.")
+            "votes (2,061 battles, 13 image models), and, with DEBUG on, an admin/admin superuser. Idempotent.")
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,14 +43,6 @@ class Command(BaseCommand):
             organization="ImagenHub (GenAI-Arena)", license="see model card")
         self.stdout.write(f"pool: {len(pool['contenders'])} contenders, {answers} answers; "
                           f"GenAI-Arena: {report.added} battles added, {report.already_present} already present")
-        # Simulated human votes on the pooled answers, and a scripted judge audited on them (judges/demo.py).
-        from judges.demo import demo_judge_seed, demo_votes_seed
-
-        simulated = demo_votes_seed()
-        audit = demo_judge_seed()
-        self.stdout.write(f"simulated demo votes on pooled answers: {simulated} added; "
-                          + (f"scripted judge audit {audit.pk} at /judges/audits/{audit.pk}" if audit
-                             else "scripted judge already audited"))
         if settings.DEBUG and not get_user_model().objects.filter(username="admin").exists():
             get_user_model().objects.create_superuser("admin", "admin@example.invalid",
                                                       os.environ.get("DEMO_ADMIN_PASSWORD", "admin"))
