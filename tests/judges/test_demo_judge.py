@@ -21,7 +21,7 @@ def _call(name: str) -> str:
 
 @pytest.mark.django_db
 def test_the_demo_judge_is_audited_and_its_planted_biases_show(client):
-    with pytest.raises(CommandError, match="run manage.py seed_demo first"):
+    with pytest.raises(CommandError, match="run manage\\.py seed_demo first"):
         _call("seed_demo_judge")
     _call("seed_demo")
     rated_before = counted_votes(LeaderboardConfig()).count()
