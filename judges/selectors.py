@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
 from arena.models import Battle, BattleSlot, BattleStatus, Vote, VoteFlag, VoteKind
 from leaderboard.ratings import style_counts
+from leaderboard.selectors import day_start
 
 from .models import Audit, Judge, JudgeRun, RunJudgment, Verdict
 
@@ -35,11 +34,6 @@ class RunFilters:
                 "exclude_flagged": self.exclude_flagged, "limit": self.limit}
 
 
-def _day_start(iso: str, *, next_day: bool = False) -> datetime:
-    day = date.fromordinal(date.fromisoformat(iso).toordinal() + (1 if next_day else 0))
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
-
-
 def battles_matching(filters: RunFilters) -> QuerySet[Battle]:
     """Voted battles with a complete text answer in every slot, filtered, most recent first."""
     empty_slots = BattleSlot.objects.filter(Q(response="") | ~Q(error=""), battle=OuterRef("pk"))
@@ -51,9 +45,9 @@ def battles_matching(filters: RunFilters) -> QuerySet[Battle]:
     if filters.language:
         battles = battles.filter(prompt__language=filters.language)
     if filters.date_from:
-        battles = battles.filter(created__gte=_day_start(filters.date_from))
+        battles = battles.filter(created__gte=day_start(filters.date_from))
     if filters.date_to:
-        battles = battles.filter(created__lt=_day_start(filters.date_to, next_day=True))
+        battles = battles.filter(created__lt=day_start(filters.date_to, next_day=True))
     if filters.k is not None:
         battles = battles.filter(k=filters.k)
     if filters.contenders:

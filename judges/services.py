@@ -420,12 +420,30 @@ def audit_create(*, run: JudgeRun, seed: int = 0, bootstrap: int = 200, level: f
                                field="params")
     started = time.monotonic()
     records = list(audit_records(run))
+    models = {r["model_a"] for r in records} | {r["model_b"] for r in records}
+    human_ratings, reference = _human_reference(models)
     report = audit_judgments(judgments_from_records(records), seed=seed, bootstrap=bootstrap, level=level,
-                             length_threshold=length_threshold)
+                             length_threshold=length_threshold, human_ratings=human_ratings)
     _check_finite(report)
     return Audit.objects.create(
-        run=run, params={"seed": seed, "bootstrap": bootstrap, "level": level, "length_threshold": length_threshold},
+        run=run, params={"seed": seed, "bootstrap": bootstrap, "level": level, "length_threshold": length_threshold,
+                         "human_ranking": reference},
         n_judgments=len(records), report=report, duration_ms=round((time.monotonic() - started) * 1000))
+
+
+def _human_reference(models: set[str]) -> tuple[dict[str, float] | None, str]:
+    """The human ratings the judge's corrected ranking is compared with: the arena's default leaderboard (its
+    latest snapshot, never a new fit) when it rates at least two of the run's models, else the human votes
+    of the run's own battles (the audit core's default)."""
+    from leaderboard.config import LeaderboardConfig
+    from leaderboard.selectors import snapshot_latest
+
+    snapshot = snapshot_latest(LeaderboardConfig())
+    if snapshot is not None:
+        ratings = dict(snapshot.rows.filter(model__in=models).values_list("model", "rating"))
+        if len(ratings) >= 2:
+            return ratings, f"leaderboard snapshot {snapshot.pk}"
+    return None, "human votes of the same battles"
 
 
 def _check_finite(value: Any) -> None:

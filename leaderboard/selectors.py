@@ -34,9 +34,9 @@ def counted_votes(config: LeaderboardConfig) -> QuerySet[Vote]:
     if config.language:
         votes = votes.filter(battle__prompt__language=config.language)
     if config.date_from:
-        votes = votes.filter(created__gte=_day_start(config.date_from))
+        votes = votes.filter(created__gte=day_start(config.date_from))
     if config.date_to:
-        votes = votes.filter(created__lt=_day_start(config.date_to, next_day=True))
+        votes = votes.filter(created__lt=day_start(config.date_to, next_day=True))
     if config.exclude_flagged:
         votes = votes.filter(voter__flagged=False).exclude(flags__isnull=False)
     if config.aspect:
@@ -46,7 +46,8 @@ def counted_votes(config: LeaderboardConfig) -> QuerySet[Vote]:
     return votes
 
 
-def _day_start(iso: str, *, next_day: bool = False) -> datetime:
+def day_start(iso: str, *, next_day: bool = False) -> datetime:
+    """The start of day ``iso`` (or of the day after) in the site's time zone: date filters are inclusive days."""
     day = date.fromordinal(date.fromisoformat(iso).toordinal() + (1 if next_day else 0))
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
 

@@ -231,3 +231,22 @@ def test_only_battles_matching_the_filters_are_judged(voted_battles, scripted_ju
     run = JudgeRun.objects.get()
     assert len(run.battle_ids) == 2
     assert set(run.battle_ids) <= {str(b.id) for b in writing}
+
+
+def test_the_corrected_ranking_is_compared_with_the_arenas_leaderboard_when_it_has_one(voted_battles, scripted_judge):
+    from leaderboard.models import Snapshot
+
+    voted_battles(6, outcome="a")
+    voted_battles(6, outcome="b")
+    _run_command("--judge", "scripted-fair", "--bootstrap", "20")
+    first = Audit.objects.get()
+    assert first.params["human_ranking"] == "human votes of the same battles"
+
+    call_command("refit_leaderboard", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    snapshot = Snapshot.objects.get()
+    rated = dict(snapshot.rows.values_list("model", "rating"))
+    _run_command("--judge", "scripted-fair", "--bootstrap", "20")
+    second = Audit.objects.exclude(pk=first.pk).get()
+    assert second.params["human_ranking"] == f"leaderboard snapshot {snapshot.pk}"
+    rows = second.report["judges"]["scripted-fair"]["corrected_ranking"]
+    assert {r["model"]: r["human_rating"] for r in rows} == {m: pytest.approx(rated[m]) for m in rated}

@@ -324,7 +324,10 @@ def test_the_page_shows_each_models_share_of_recent_battles_and_names_the_bayes_
     # make_battle shows the first k contenders: alpha and beta in every battle, gamma in the K = 3 ones.
     _vote_many(voter_api, make_battle, [{"outcome": "a"}, {"outcome": "b"}, {"outcome": "tie"}])
     battle = make_battle(voter_api, k=3)
-    voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"best": 0}, format="json")
+    # alpha wins the K = 3 battle wherever it was seated: with position 0 chosen, a seat that went to gamma left
+    # alpha and beta symmetric, their ratings equal, and the separation figure (rightly) unknown.
+    alpha = battle.slots.get(contender__name="alpha-7b").position
+    voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"best": alpha}, format="json")
     page = client.get("/leaderboard", {"method": "bayes"}).content.decode()
     assert "Recent share" in page and "the last 4 battles" in page
     rows = {name: row for name, row in re.findall(r"<td>([a-z]+-\d+b)</td>(.*?)</tr>", page, re.S)}
