@@ -61,8 +61,12 @@ def normal_quantile(p: float) -> float:
 
 
 def normal_two_sided_p(z: float) -> float:
-    """Two-sided normal tail probability ``2 * (1 - Phi(|z|))`` (``erfc`` keeps tiny values exact)."""
-    return math.erfc(abs(z) / math.sqrt(2.0))
+    """Two-sided normal tail probability ``2 * (1 - Phi(|z|))`` (``erfc`` keeps tiny values exact).
+
+    Floored at the smallest positive double: past |z| ~ 38 ``erfc`` underflows to 0, and a p-value of exactly
+    0 would claim certainty no finite sample gives.
+    """
+    return max(math.erfc(abs(z) / math.sqrt(2.0)), 5e-324)
 
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
