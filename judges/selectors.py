@@ -182,6 +182,8 @@ def _record(judge: Judge, battle: BattleFacts, judgment: Any, shown: list[int], 
         "human": _human_pair(battle, i, j), "replicate": judgment.replicate,
         "perturbation": judgment.perturbation or None, "perturbed": perturbed,
         "category": battle.category or None,
+        # The pairs of one K-wise battle come from one ranking: the audit resamples them together.
+        "cluster": battle.id if battle.k > 2 else None,
     }
 
 

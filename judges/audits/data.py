@@ -5,7 +5,9 @@ The row format is the contract in the audit schema (one judgment per JSONL line)
     battle_id, judge (str, required); judge_family (str|null); model_a, model_b (str, required, distinct);
     family_a, family_b (str|null); order ("ab"|"ba"); verdict ("a"|"b"|"tie"|"unparsed", in A/B terms);
     len_a, len_b (int >= 0); md_a, md_b (int >= 0 | null | absent); human ("a"|"b"|"tie"|"both_bad"|null);
-    replicate (int >= 0, default 0); perturbation (str|null); perturbed ("a"|"b"|null); category (str|null)
+    replicate (int >= 0, default 0); perturbation (str|null); perturbed ("a"|"b"|null); category (str|null);
+    cluster (str|null: battles sharing a cluster are resampled together -- e.g. the answer pairs of one K-wise
+    battle; null = the battle is its own cluster)
 
 Unknown fields are ignored. The first error by line number is reported (within a line, the first
 field in the order above), as :class:`AuditInputError`; nothing partial is returned.
@@ -48,10 +50,10 @@ NONE = -1
 # Field order = the order errors within one line are reported in.
 FIELDS = (
     "battle_id", "judge", "judge_family", "model_a", "model_b", "family_a", "family_b", "order", "verdict",
-    "len_a", "len_b", "md_a", "md_b", "human", "replicate", "perturbation", "perturbed", "category",
+    "len_a", "len_b", "md_a", "md_b", "human", "replicate", "perturbation", "perturbed", "category", "cluster",
 )
 _REQUIRED_STR = ("battle_id", "judge", "model_a", "model_b")
-_OPTIONAL_STR = ("judge_family", "family_a", "family_b", "perturbation", "category")
+_OPTIONAL_STR = ("judge_family", "family_a", "family_b", "perturbation", "category", "cluster")
 _ENUMS = {"order": (ORDER_CODES, True), "verdict": (VERDICT_CODES, True),
           "human": (HUMAN_CODES, False), "perturbed": (PERTURBED_CODES, False)}
 _REQUIRED_INT = ("len_a", "len_b")
@@ -113,6 +115,8 @@ class JudgmentTable:
         0 a, 1 b, -1 unknown.
     category : ndarray of int32
         Codes into ``categories`` (-1 = null).
+    cluster : ndarray of int32
+        Codes into ``clusters`` (-1 = null: the battle is its own cluster).
     line : ndarray of int64
         Source line (or record) number of each row, for messages.
     """
@@ -135,6 +139,7 @@ class JudgmentTable:
     perturbation: np.ndarray
     perturbed: np.ndarray
     category: np.ndarray
+    cluster: np.ndarray
     line: np.ndarray
     battle_ids: tuple[str, ...]
     judges: tuple[str, ...]
@@ -142,6 +147,7 @@ class JudgmentTable:
     families: tuple[str, ...]
     perturbations: tuple[str, ...]
     categories: tuple[str, ...]
+    clusters: tuple[str, ...]
 
     @property
     def n_rows(self) -> int:
@@ -274,7 +280,7 @@ def _columns_to_table(columns: dict[str, list], line_numbers: Sequence[int] | np
         codes[f] = fam_codes[k * n:(k + 1) * n]
         if fam_probe.best is not None:
             _factorize(columns[f], f, problems, required=False)
-    for f in ("perturbation", "category"):
+    for f in ("perturbation", "category", "cluster"):
         codes[f], vocabs[f] = _factorize(columns[f], f, problems, required=False)
     for f, (allowed, required) in _ENUMS.items():
         codes[f] = _enum(columns[f], f, allowed, problems, required=required)
@@ -306,9 +312,10 @@ def _assemble(codes: dict[str, np.ndarray], vocabs: dict[str, list[str]], famili
         order_ab=codes["order"] == 1, verdict=codes["verdict"], len_a=codes["len_a"], len_b=codes["len_b"],
         md_a=codes["md_a"], md_b=codes["md_b"], human=codes["human"],
         replicate=codes["replicate"].astype(np.int32), perturbation=codes["perturbation"],
-        perturbed=codes["perturbed"], category=codes["category"], line=lines,
+        perturbed=codes["perturbed"], category=codes["category"], cluster=codes["cluster"], line=lines,
         battle_ids=tuple(vocabs["battle_id"]), judges=tuple(vocabs["judge"]), models=tuple(models),
         families=tuple(families), perturbations=tuple(vocabs["perturbation"]), categories=tuple(vocabs["category"]),
+        clusters=tuple(vocabs["cluster"]),
     )
     _check_rows_agree(table)
     return table
@@ -513,7 +520,7 @@ def _read_with_arrow(data: bytes) -> JudgmentTable | None:
         idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
         return idx, enc.dictionary.to_pylist()
 
-    for f in (*_REQUIRED_STR, "perturbation", "category"):
+    for f in (*_REQUIRED_STR, "perturbation", "category", "cluster"):
         idx, vocab = dictionary(f)
         required = f in _REQUIRED_STR
         if (required and (idx < 0).any()) or "" in vocab:

@@ -93,7 +93,7 @@ def _coefficient(view: JudgeView, rows: np.ndarray, diffs: list[np.ndarray]) -> 
         return est_null(n, test=True)
     X, y = _choice_design(view, rows, diffs)
     try:
-        fit = logistic_fit(X, y, view.r_battle[rows])
+        fit = logistic_fit(X, y, view.r_cluster[rows])
     except ConvergenceError:
         return est_null(n, test=True)
     return est_wald(float(fit.coef[-1]), float(fit.se()[-1]), n, view.level)
@@ -170,6 +170,7 @@ def lc_win_rates(view: JudgeView) -> dict:
     x, _ = tanh_z((view.r_len_a - view.r_len_b)[rows])
     f = np.where(view.r_order_ab[rows], 1.0, -1.0)
     battle = view.r_battle[rows]
+    cluster = view.r_cluster[rows]
     codes, local = np.unique(np.concatenate((view.r_model_a[rows], view.r_model_b[rows])), return_inverse=True)
     M = codes.size
     n = int(rows.sum())
@@ -181,7 +182,7 @@ def lc_win_rates(view: JudgeView) -> dict:
     X[:, M + 1] = x
     try:
         beta, hess, _ = logistic_newton(X, y)
-        cov, _ = cluster_robust_cov(X, y, beta, battle, hess)
+        cov, _ = cluster_robust_cov(X, y, beta, cluster, hess)
     except ConvergenceError:
         beta = cov = None
     # Each judgment seen from both sides: model, opponent, outcome, shown-first sign.

@@ -132,7 +132,7 @@ def ranking_audit(view: JudgeView, *, human_ratings: dict[str, float] | None = N
     n = int(rows.sum())
     a, b = local[:n], local[n:]
     y = choice_outcome(view.r_verdict[rows])
-    clusters = view.r_battle[rows]
+    clusters = view.r_cluster[rows]
     shown = np.where(view.r_order_ab[rows], 1.0, -1.0)
     length, _ = tanh_z((view.r_len_a - view.r_len_b)[rows])
     corrected = bt_ratings(a, b, y, M, clusters, covariates=np.column_stack((shown, length)), level=view.level)

@@ -92,7 +92,8 @@ class JudgeView:
     """One judge's rows (``r_*``), its battles (``b_*``) and pair units (``u_*``).
 
     Rows
-        ``r_battle`` (local battle index), ``r_verdict``, ``r_order_ab``, ``r_len_a/b``, ``r_md_a/b``
+        ``r_battle`` (local battle index), ``r_cluster`` (local resampling cluster: the battle unless the
+        input groups battles with ``cluster``), ``r_verdict``, ``r_order_ab``, ``r_len_a/b``, ``r_md_a/b``
         (-1 unknown), ``r_replicate``, ``r_perturbation`` (-1 plain), ``r_perturbed``, ``r_model_a/b``,
         ``r_human`` (the battle's human vote on every row), ``plain`` (mask).
     Battles
@@ -110,8 +111,9 @@ class JudgeView:
     n_rows: int
     n_battles: int
     level: float
-    weights: np.ndarray | None
+    weights: np.ndarray | None   # (R, n_battles): every battle of a drawn cluster gets the cluster's count
     r_battle: np.ndarray
+    r_cluster: np.ndarray
     r_verdict: np.ndarray
     r_order_ab: np.ndarray
     r_len_a: np.ndarray
@@ -184,11 +186,19 @@ def judge_view(table: JudgmentTable, judge: int, *, seed: int, bootstrap: int, l
     u_battle = np.zeros(n_units, dtype=np.int64)
     u_battle[unit] = r_battle[p_rows]
     rng = judge_rng(seed, name)
+    # Resampling clusters: a battle's cluster label (from its first row) or, without one, the battle itself.
+    # Pairs cut from one K-wise battle share a cluster: resampled apart, their correlation would be ignored.
+    b_cluster_code = table.cluster[rows][first_any].astype(np.int64)
+    key_cluster = np.where(b_cluster_code >= 0, b_cluster_code, len(table.clusters) + np.arange(nb))
+    _, b_cluster = np.unique(key_cluster, return_inverse=True)
+    n_clusters = int(b_cluster.max()) + 1 if b_cluster.size else 0
+    cluster_weights = bootstrap_weights(n_clusters, bootstrap, rng)
     return JudgeView(
         name=name, family=table.families[family_code] if family_code >= 0 else None, family_code=family_code,
         table=table, n_rows=int(rows.size), n_battles=int(nb), level=level,
-        weights=bootstrap_weights(int(nb), bootstrap, rng),
-        r_battle=r_battle, r_verdict=table.verdict[rows], r_order_ab=table.order_ab[rows],
+        weights=None if cluster_weights is None else cluster_weights[:, b_cluster],
+        r_battle=r_battle, r_cluster=b_cluster[r_battle].astype(np.int64),
+        r_verdict=table.verdict[rows], r_order_ab=table.order_ab[rows],
         r_len_a=table.len_a[rows], r_len_b=table.len_b[rows], r_md_a=table.md_a[rows], r_md_b=table.md_b[rows],
         r_replicate=table.replicate[rows], r_perturbation=table.perturbation[rows],
         r_perturbed=table.perturbed[rows], r_model_a=table.model_a[rows], r_model_b=table.model_b[rows],

@@ -604,3 +604,21 @@ def test_length_control_flags_a_model_longer_than_anything_else_as_an_extrapolat
     # m0 is ~6x longer than anyone: its correction rests on extrapolating the length effect's shape.
     _, biased = _lc_two_judges({"m0": 1800.0, "m1": 300.0, "m2": 250.0, "m3": 350.0, "m4": 280.0}, seed=12)
     assert [m for m, entry in biased.items() if entry["extrapolated"]] == ["m0"]
+
+
+def test_rows_that_share_a_cluster_are_resampled_together():
+    # Each battle copied three times under new battle ids (as the pairs cut from one K-wise ranking are): as
+    # separate clusters the copies shrink the bootstrap interval by about sqrt(3); in one cluster they do not.
+    judge = ScriptedJudgeParams(length_bias=0.5, human_agreement=0.5)
+    rows = simulate_judgments(n_battles=600, models=["m0", "m1", "m2", "m3"], families={}, rng=np.random.default_rng(5),
+                              judges={"j": (None, judge)})
+
+    def width(table_rows: list[dict]) -> float:
+        accuracy = audit_judgments(judgments_from_records(table_rows), bootstrap=400)["judges"]["j"]["agreement"]
+        return accuracy["accuracy"]["ci_high"] - accuracy["accuracy"]["ci_low"]
+
+    copies = [{**r, "battle_id": f"{r['battle_id']}/{c}"} for r in rows for c in range(3)]
+    clustered = [{**r, "cluster": r["battle_id"].split("/")[0]} for r in copies]
+    original, apart, together = width(rows), width(copies), width(clustered)
+    assert apart == pytest.approx(original / math.sqrt(3), rel=0.2)
+    assert together == pytest.approx(original, rel=0.15)

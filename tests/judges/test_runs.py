@@ -199,6 +199,12 @@ def test_k_wise_battles_are_ranked_and_expanded_to_pairs_for_the_audit(voted_bat
                for j in judgments)
     audit = Audit.objects.get()
     assert audit.n_judgments == 6 * 3   # three answer pairs per judgment
+    from judges.selectors import audit_records
+
+    records = list(audit_records(audit.run))
+    # The pairs of one ranking share the battle as their resampling cluster.
+    assert {r["cluster"] for r in records} == {str(b) for b in Judgment.objects.values_list("battle_id", flat=True)}
+    assert all(r["battle_id"].startswith(r["cluster"] + "/") for r in records)
     report = audit.report["judges"]["scripted-fair"]
     assert report["agreement"]["accuracy"]["n"] > 0   # the human ranking gives every pair a verdict
 
