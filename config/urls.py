@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include((arena_api, "arena"), namespace="api")),
     path("api/v1/", include((leaderboard_api, "leaderboard"), namespace="leaderboard-api")),
     path("api/v1/", include((judges_api, "judges"), namespace="judges-api")),
+    path("api/v1/", include(("trainer.urls", "trainer"), namespace="trainer-api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include((arena_pages, "arena"), namespace="arena")),
