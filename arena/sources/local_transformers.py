@@ -63,6 +63,10 @@ CacheKey = tuple[str, str | None, str]
 _cache: dict[CacheKey, LoadedModel] = {}
 _key_locks: dict[CacheKey, threading.Lock] = {}
 _cache_lock = threading.Lock()   # guards the two dicts only; loading happens under the key's own lock
+# from_pretrained builds a model on the meta device inside process-wide context managers, so two loads of
+# different models at once break each other ("Cannot copy out of meta tensor", weights reported missing):
+# loads are serialised across models too. Generation, the frequent part, is not.
+_load_lock = threading.Lock()
 
 
 def load_model(path: str, *, adapter: str | None = None, device: str = "cpu") -> LoadedModel:
@@ -83,7 +87,8 @@ def load_model(path: str, *, adapter: str | None = None, device: str = "cpu") ->
         with _cache_lock:
             if (loaded := _cache.get(key)) is not None:
                 return loaded
-        loaded = _load(*key)
+        with _load_lock:
+            loaded = _load(*key)
         with _cache_lock:
             _cache[key] = loaded
         return loaded

@@ -83,6 +83,32 @@ def test_concurrent_first_uses_load_the_model_once(tiny_causal_lm, tmp_path):
     assert len(loaded) == 4 and all(m is loaded[0] for m in loaded)
 
 
+def test_different_models_loaded_at_once_both_load_whole(tiny_causal_lm, tmp_path):
+    # Two contenders on different directories answer the same battle in parallel threads: their first loads
+    # overlap. Unserialised, transformers' meta-device loading broke one of them.
+    paths = [shutil.copytree(tiny_causal_lm, tmp_path / f"model-{i}") for i in range(3)]
+    results: dict[int, object] = {}
+    barrier = threading.Barrier(len(paths))
+
+    def use(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = load_model(str(paths[i]))
+        except Exception as exc:  # noqa: BLE001 -- the test reports whatever a load raised
+            results[i] = exc
+
+    threads = [threading.Thread(target=use, args=(i,)) for i in range(len(paths))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, LoadedModel) for r in results.values()), results
+    reference = load_model(str(tiny_causal_lm)).model.state_dict()
+    for loaded in results.values():
+        state = loaded.model.state_dict()
+        assert all(torch.equal(state[k], reference[k]) for k in reference)
+
+
 def test_concurrent_generations_on_one_model_are_serialised_and_stay_deterministic(tiny_causal_lm):
     src = source(tiny_causal_lm)
     expected = src.generate(ASK, SEEDED).text
