@@ -232,6 +232,11 @@ ARENA_MODERATION_DEBOUNCE_SECONDS = env_int("ARENA_MODERATION_DEBOUNCE_SECONDS",
 # Dotted path of a callable (request, token) -> bool that verifies a CAPTCHA token; empty = no CAPTCHA.
 ARENA_CAPTCHA_VERIFIER = env_str("ARENA_CAPTCHA_VERIFIER", "")
 
+# Training jobs: where a worker keeps each job's files (resumed from there on retry), and how long a running
+# job may go without reporting before the watchdog marks it failed.
+TRAINER_OUTPUT_ROOT = env_str("TRAINER_OUTPUT_ROOT", str(BASE_DIR / "training_runs"))
+TRAINER_HEARTBEAT_TIMEOUT_S = env_int("TRAINER_HEARTBEAT_TIMEOUT_S", 300)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
@@ -16,7 +17,8 @@ from rest_framework.views import APIView
 from config.errors import ValidationFailed
 
 from .datasets import sha256_hex
-from .models import DatasetMode, PreferenceDataset
+from .jobs import job_cancel, job_create, job_enter_arena, job_retry
+from .models import DatasetMode, Launcher, PreferenceDataset, TrainingJob
 from .selectors import dataset_get, dataset_list
 from .services import FILTER_KEYS, dataset_build, dataset_bytes, dataset_export_trl
 
@@ -135,3 +137,104 @@ class DatasetRecordsApi(APIView):
 
 def _if_none_match(request: Request) -> set[str]:
     return {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",") if tag.strip()}
+
+
+# --- training jobs ----------------------------------------------------------------------------------------
+
+
+@extend_schema_serializer(component_name="TrainingJob")
+class JobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset = serializers.IntegerField(source="dataset_id")
+    dataset_sha256 = serializers.CharField(source="dataset.sha256")
+    config = serializers.JSONField(help_text="JOB.json keys (the worker adds train_file and output_dir).")
+    launcher = serializers.CharField()
+    nproc = serializers.IntegerField()
+    status = serializers.CharField(help_text="queued, running, succeeded, failed or cancelled.")
+    attempts = serializers.IntegerField()
+    created = serializers.DateTimeField()
+    started = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)
+    heartbeat = serializers.DateTimeField(allow_null=True)
+    progress = serializers.JSONField(help_text="The trainer's progress.json: step, total_steps, loss, eta_s, ...")
+    metrics = serializers.JSONField(help_text="metrics.jsonl lines (train and eval) read so far.")
+    model_card = serializers.CharField()
+    error = serializers.CharField()
+    contender = serializers.CharField(source="contender.name", allow_null=True, default=None)
+
+
+def _job_body(job: TrainingJob) -> dict[str, Any]:
+    return JobOutput(TrainingJob.objects.select_related("dataset", "contender").get(pk=job.pk)).data
+
+
+class JobListApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema_serializer(component_name="TrainingJobInput")
+    class InputSerializer(serializers.Serializer):
+        dataset = serializers.IntegerField(min_value=1)
+        config = serializers.JSONField(help_text="JOB.json keys but train_file and output_dir (see "
+                                                 "python -m trainer.train --help-config).")
+        launcher = serializers.ChoiceField(choices=Launcher.values, required=False, default=Launcher.PYTHON)
+        nproc = serializers.IntegerField(min_value=1, max_value=64, required=False, default=1)
+
+    @extend_schema(responses=JobOutput(many=True), operation_id="training_jobs_list", description="Staff only.")
+    def get(self, request: Request) -> Response:
+        jobs = TrainingJob.objects.select_related("dataset", "contender").order_by("-created")[:200]
+        return Response(JobOutput(jobs, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: JobOutput}, operation_id="training_jobs_create",
+                   description="Staff only. Queues the job on the gpu queue (manage.py db_worker --queue-name gpu).")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        dataset = PreferenceDataset.objects.filter(pk=values["dataset"]).first()
+        if dataset is None:
+            raise ValidationFailed("no such dataset", field="dataset")
+        job = job_create(dataset=dataset, config=values["config"], launcher=values["launcher"],
+                         nproc=values["nproc"])
+        return Response(_job_body(job), status=201)
+
+
+class JobDetailApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=JobOutput, operation_id="training_jobs_retrieve", description="Staff only.")
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(_job_body(get_object_or_404(TrainingJob, pk=job_id)))
+
+
+class JobCancelApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=JobOutput, operation_id="training_jobs_cancel", description="Staff only.")
+    def post(self, request: Request, job_id: int) -> Response:
+        return Response(_job_body(job_cancel(job=get_object_or_404(TrainingJob, pk=job_id))))
+
+
+class JobRetryApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=JobOutput, operation_id="training_jobs_retry",
+                   description="Staff only. Resumes from the job's last checkpoint.")
+    def post(self, request: Request, job_id: int) -> Response:
+        return Response(_job_body(job_retry(job=get_object_or_404(TrainingJob, pk=job_id))))
+
+
+class JobEnterApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema_serializer(component_name="TrainingJobEnterInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, help_text="The new contender's name.")
+        family = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+
+    @extend_schema(request=InputSerializer, responses={201: JobOutput}, operation_id="training_jobs_enter",
+                   description="Staff only. Registers the trained model as a contender with a transformers source.")
+    def post(self, request: Request, job_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = get_object_or_404(TrainingJob, pk=job_id)
+        job_enter_arena(job=job, **data.validated_data)
+        return Response(_job_body(job), status=201)

@@ -58,3 +58,70 @@ class PreferenceDataset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.n_records} records, {self.sha256[:12]})"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Launcher(models.TextChoices):
+    PYTHON = "python", "python -m trainer.train (one process)"
+    TORCHRUN = "torchrun", "torchrun --nproc_per_node N"
+    ACCELERATE = "accelerate", "accelerate launch --num_processes N"
+
+
+class TrainingJob(models.Model):
+    """A training run of ``python -m trainer.train`` on a dataset, executed by a worker on the ``gpu`` queue.
+
+    The state machine (queued -> running -> succeeded | failed | cancelled; failed or cancelled -> queued by a
+    retry, which resumes from the last checkpoint) is enforced in ``trainer.jobs``; the constraints below
+    keep the row consistent whatever writes it.
+    """
+
+    dataset = models.ForeignKey(PreferenceDataset, on_delete=models.PROTECT, related_name="jobs")
+    config = models.JSONField(help_text="JOB.json keys other than train_file and output_dir, which the worker sets.")
+    launcher = models.CharField(max_length=12, choices=Launcher.choices, default=Launcher.PYTHON)
+    nproc = models.PositiveSmallIntegerField(default=1, help_text="Processes (GPUs) for torchrun / accelerate.")
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started it.")
+    worker = models.CharField(max_length=200, blank=True, default="", help_text="host:pid of the running worker.")
+    output_dir = models.CharField(max_length=1000, blank=True, default="")
+    progress = models.JSONField(default=dict, blank=True, help_text="The trainer's progress.json, as last read.")
+    metrics = models.JSONField(default=list, blank=True,
+                               help_text="metrics.jsonl lines as read (train and eval), for the curves.")
+    manifest = models.JSONField(null=True, blank=True, help_text="Artifacts with sha256 (succeeded jobs).")
+    model_card = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    contender = models.OneToOneField("arena.Contender", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="training_job", help_text="The contender it entered as.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="job_status_known"),
+            models.CheckConstraint(condition=Q(launcher__in=Launcher.values), name="job_launcher_known"),
+            models.CheckConstraint(condition=Q(nproc__gte=1) & Q(nproc__lte=64), name="job_nproc_range"),
+            models.CheckConstraint(condition=~Q(launcher=Launcher.PYTHON) | Q(nproc=1),
+                                   name="job_plain_launcher_one_process"),
+            models.CheckConstraint(
+                condition=(Q(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED],
+                             finished__isnull=False)
+                           | Q(status__in=[JobStatus.QUEUED, JobStatus.RUNNING], finished__isnull=True)),
+                name="job_finished_iff_final"),
+            models.CheckConstraint(condition=~Q(status=JobStatus.RUNNING) | Q(started__isnull=False),
+                                   name="job_running_has_start"),
+            models.CheckConstraint(condition=~Q(status=JobStatus.SUCCEEDED) | Q(manifest__isnull=False),
+                                   name="job_succeeded_has_manifest"),
+            models.CheckConstraint(condition=Q(contender__isnull=True) | Q(status=JobStatus.SUCCEEDED),
+                                   name="job_contender_only_when_succeeded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"training job {self.pk} ({self.status})"
