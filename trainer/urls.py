@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import apis
+from . import apis, views
 
 api_urlpatterns = [
     path("datasets", apis.DatasetListApi.as_view(), name="datasets"),
@@ -15,5 +15,7 @@ api_urlpatterns = [
     path("training/jobs/<int:job_id>/enter", apis.JobEnterApi.as_view(), name="training-job-enter"),
 ]
 
-# The trainer has no pages yet: config/urls.py includes this module by name under api/v1/.
-urlpatterns = api_urlpatterns
+page_urlpatterns = [
+    path("training/jobs", views.jobs_page, name="training-jobs-page"),
+    path("training/jobs/<int:job_id>", views.job_page, name="training-job-page"),
+]
