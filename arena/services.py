@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, ValidationFailed
 from leaderboard.tasks import leaderboard_refit_soon
+from trainer.tasks import training_trigger_soon
 
 from .choices import VoteChoice
 from .fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
@@ -185,6 +186,7 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
 def _after_vote() -> None:
     leaderboard_refit_soon()
     moderation_run_soon()
+    training_trigger_soon()
 
 
 def battle_expired(battle: Battle) -> bool:

@@ -236,6 +236,11 @@ ARENA_CAPTCHA_VERIFIER = env_str("ARENA_CAPTCHA_VERIFIER", "")
 # job may go without reporting before the watchdog marks it failed.
 TRAINER_OUTPUT_ROOT = env_str("TRAINER_OUTPUT_ROOT", str(BASE_DIR / "training_runs"))
 TRAINER_HEARTBEAT_TIMEOUT_S = env_int("TRAINER_HEARTBEAT_TIMEOUT_S", 300)
+# The automatic loop from votes to a tuned model (off by default): once this many new eligible votes have
+# come in since the last automatic dataset, build one with the filters of TRAINER_TRIGGER_FILE (JSON:
+# {"filters", "mode", "keep_ties", "config", "launcher", "nproc"}) and queue a job on it. 0 = off.
+TRAINER_TRIGGER_VOTES = env_int("TRAINER_TRIGGER_VOTES", 0)
+TRAINER_TRIGGER_FILE = env_str("TRAINER_TRIGGER_FILE", "")
 
 LOGGING = {
     "version": 1,

@@ -43,3 +43,26 @@ def training_watchdog_soon() -> bool:
         return False
     training_watchdog_task.using(run_after=timezone.now() + timedelta(seconds=seconds)).enqueue()
     return True
+
+
+TRIGGER_DEBOUNCE_S = 60
+
+
+@task()
+def training_trigger_task() -> dict[str, Any]:
+    """Check the automatic training policy (see trainer.trigger)."""
+    from .trigger import training_trigger_check
+
+    outcome = training_trigger_check()
+    return {"new_votes": outcome.new_votes, "dataset": outcome.dataset.pk if outcome.dataset else None,
+            "job": outcome.job.pk if outcome.job else None, "reason": outcome.reason}
+
+
+def training_trigger_soon() -> bool:
+    """Called after a vote commits: with the policy on, one check per minute at most (at the minute's end)."""
+    if settings.TRAINER_TRIGGER_VOTES <= 0:
+        return False
+    if not cache.add("trainer:trigger-enqueued", 1, timeout=TRIGGER_DEBOUNCE_S):
+        return False
+    training_trigger_task.using(run_after=timezone.now() + timedelta(seconds=TRIGGER_DEBOUNCE_S)).enqueue()
+    return True
