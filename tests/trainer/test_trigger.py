@@ -89,7 +89,7 @@ def test_the_same_data_never_gets_a_second_job(policy):
 
 def test_a_bad_policy_file_is_named(policy):
     policy.write_text(json.dumps({"config": {"loss": "dpo"}}))
-    with pytest.raises(CommandError, match="config.base_model"):
+    with pytest.raises(CommandError, match=r"config\.base_model"):
         _check()
     policy.write_text("{not json")
     with pytest.raises(CommandError, match="TRAINER_TRIGGER_FILE"):
