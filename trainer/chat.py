@@ -3,9 +3,9 @@
 A tuned model answers in the arena through ``arena.sources.local_transformers``, whose ``encode`` renders a
 conversation with the tokenizer's chat template (``add_generation_prompt=True``) when it has one, else as
 ``User: ...`` / ``Assistant:`` lines (``plain_prompt``). Training on any other format would teach the model a
-prompt it never sees when it is served, so :func:`plain_prompt` and :func:`encode` below are copies of those
-two functions (that package imports Django, so it cannot be imported here); ``tests/trainer/test_train.py``
-checks that both render identically, token for token.
+prompt it never sees when it is served, so both take :func:`plain_prompt` and :func:`encode` from
+:mod:`arena.chat_format`, a module without Django; ``tests/trainer/test_train.py`` checks that both render
+identically, token for token.
 
 A training sequence is then ``prompt ids + response ids + EOS``: the prompt exactly as served, and the
 response tokenised on its own, as the served model produces it token by token after the prompt, ending in
@@ -15,23 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-Messages = list[dict[str, str]]
+from arena.chat_format import Messages, encode, plain_prompt
 
-_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
-
-
-def plain_prompt(messages: Messages) -> str:
-    """The conversation as ``User: ...`` / ``Assistant: ...`` lines, for tokenizers without a chat template."""
-    lines = [f"{_ROLE_NAMES[m['role']]}: {m['content']}" for m in messages]
-    return "\n".join(lines) + "\nAssistant:"
-
-
-def encode(tokenizer: Any, messages: Messages) -> Any:
-    """Token ids and attention mask for the conversation, with the model's chat template when it has one."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
-                                             return_tensors="pt")
-    return tokenizer(plain_prompt(messages), return_tensors="pt")
+__all__ = ["Messages", "as_messages", "encode", "plain_prompt", "prompt_ids", "response_ids"]
 
 
 def as_messages(prompt: str | Messages) -> Messages:

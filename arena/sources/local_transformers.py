@@ -33,13 +33,14 @@ from transformers import (
     TextIteratorStreamer,
 )
 
+from arena.chat_format import encode, plain_prompt  # noqa: F401 -- plain_prompt: part of this module's API
+
 from .base import GenerationParams, Messages, OnDelta, SourceResult, elapsed_ms, messages_problem, pick
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.7
-_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
 class ModelLoadError(Exception):
@@ -121,20 +122,6 @@ def _load(path: str, adapter: str | None, device: str) -> LoadedModel:
     logger.info("loaded %s%s on %s in %d ms", path, f" + adapter {adapter}" if adapter else "", device,
                 elapsed_ms(started))
     return LoadedModel(model=model, tokenizer=tokenizer, device=target, lock=threading.Lock())
-
-
-def plain_prompt(messages: Messages) -> str:
-    """The conversation as ``User: ...`` / ``Assistant: ...`` lines, for tokenizers without a chat template."""
-    lines = [f"{_ROLE_NAMES[m['role']]}: {m['content']}" for m in messages]
-    return "\n".join(lines) + "\nAssistant:"
-
-
-def encode(tokenizer: Any, messages: Messages) -> Any:
-    """Token ids and attention mask for the conversation, with the model's chat template when it has one."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
-                                             return_tensors="pt")
-    return tokenizer(plain_prompt(messages), return_tensors="pt")
 
 
 class SeededSampler(LogitsProcessor):
