@@ -57,8 +57,8 @@ a table with the instruction difficulties and the annotations of the baseline's 
 regularise the fit. This script sets ``HF_HUB_OFFLINE=1`` (it must never touch the network, and without it a missing
 file costs ~25 s of retries), so ``--lc``:
 
-* ``official``: use the real ``df_gamed.csv`` -- ``--df-gamed PATH`` to a copy (downloaded once on a machine with
-  Hugging Face access), or already in the Hugging Face cache (``HF_HOME``); fails if neither.
+* ``official``: use the real ``df_gamed.csv`` -- ``--df-gamed PATH`` to a local copy (fetched once elsewhere, by
+  hand); fails without it. The hub download is replaced, never called.
 * ``standin``: AlpacaEval's LC code runs unchanged on a stand-in ``df_gamed.csv`` of the same shape (805
   instructions x 2 gamed models), built from the input file: instruction difficulty = logit of the mean preference
   per instruction across all rows (the default of AlpacaEval's own ``notebooks/notebook_helpers.make_data``), gamed
@@ -99,7 +99,6 @@ T_IMPORTED = time.perf_counter()
 warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
 
 N_INSTRUCTIONS = 805  # AlpacaEval's eval set; instruction_difficulty is indexed by position in it
-HF_REPO = "tatsu-lab/alpaca_eval"
 VERDICT_TO_PREFERENCE = {"a": 2.0, "b": 1.0, "tie": 1.5}
 AE2_BATTLE = re.compile(r"^ae2-(\d+)-")
 
@@ -174,23 +173,17 @@ def build_standin_df_gamed(annotations: pd.DataFrame, out_dir: Path, seed: int =
 
 
 def official_df_gamed(df_gamed: str | None) -> str | None:
-    """Path of the real df_gamed.csv when available offline (given, or in the Hugging Face cache)."""
-    if df_gamed:
-        return df_gamed if Path(df_gamed).is_file() else None
-    try:
-        return glm_winrate.hf_hub_download(repo_id=HF_REPO, filename="df_gamed.csv", repo_type="dataset")
-    except Exception:  # LocalEntryNotFoundError and friends: not cached, and we are offline
-        return None
+    """Path of the real df_gamed.csv when a local copy is given (never looked up on the hub)."""
+    return df_gamed if df_gamed and Path(df_gamed).is_file() else None
 
 
 def use_df_gamed(path: str | Path) -> None:
-    """Make AlpacaEval's GLM read df_gamed.csv from ``path`` instead of downloading it."""
-    real = glm_winrate.hf_hub_download
+    """Make AlpacaEval's GLM read df_gamed.csv from ``path``; any other hub file is an error, never a download."""
 
     def hf_hub_download(*args, filename=None, **kwargs):
         if filename == "df_gamed.csv":
             return str(path)
-        return real(*args, filename=filename, **kwargs)
+        raise RuntimeError(f"{filename}: this benchmark never downloads from the hub")
 
     glm_winrate.hf_hub_download = hf_hub_download
 

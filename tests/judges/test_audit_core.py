@@ -530,13 +530,15 @@ def test_mtbench_inconsistency_and_agreement_match_a_plain_recomputation():
     rows = _load(MTBENCH)
     block = audit_judgments(judgments_from_records(rows), bootstrap=20)["judges"]["gpt-4"]
     consistency = block["position"]["consistency"]
-    # The README: 380 of 2,400 battles inconsistent, marked by "unparsed" on both rows.
-    assert consistency["n"] == 2400
-    assert 1 - consistency["value"] == pytest.approx(380 / 2400, abs=1e-12)
     # Independent recomputation: combined verdict per battle; inconsistent (or unparsed) is its own verdict.
     by_battle = defaultdict(list)
     for r in rows:
         by_battle[r["battle_id"]].append(r)
+    inconsistent = sum(1 for battle in by_battle.values()
+                       if len({r["verdict"] for r in battle}) > 1 or any(r["verdict"] == "unparsed" for r in battle))
+    assert consistency["n"] == len(by_battle)
+    assert 1 - consistency["value"] == pytest.approx(inconsistent / len(by_battle), abs=1e-12)
+    assert (inconsistent, len(by_battle)) == (380, 2400)   # the data README's figure: the file is the one described
     hits = total = hits_ties = total_ties = 0
     for battle in by_battle.values():
         verdicts = {r["verdict"] for r in battle}
