@@ -19,6 +19,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,12 +27,13 @@ from .data import BOTH_BAD, TIE, UNPARSED, A, B
 from .stats import (
     ConvergenceError,
     bootstrap_ratio,
-    cluster_robust_cov,
     logistic_fit,
-    logistic_newton,
     normal_quantile,
 )
 from .view import JudgeView, est, est_bootstrap, est_null, est_wald
+
+if TYPE_CHECKING:   # ranking imports this module: the type only, never at run time
+    from .ranking import CovariateBT
 
 __all__ = ["choice_outcome", "lc_win_rates", "length_audit", "length_curve", "style_audit", "tanh_z"]
 
@@ -99,7 +101,7 @@ def _coefficient(view: JudgeView, rows: np.ndarray, diffs: list[np.ndarray]) -> 
     return est_wald(float(fit.coef[-1]), float(fit.se()[-1]), n, view.level)
 
 
-def length_audit(view: JudgeView, *, threshold: int) -> dict:
+def length_audit(view: JudgeView, *, threshold: int, fit: CovariateBT | None) -> dict:
     """The ``length`` block (see the module docstring and the schema)."""
     parsed = view.plain & (view.r_verdict != UNPARSED)
     everywhere = np.ones(view.n_rows, dtype=bool)
@@ -112,7 +114,7 @@ def length_audit(view: JudgeView, *, threshold: int) -> dict:
         "prefer_longer_human": human,
         "prefer_longer_diff": diff,
         "length_coef": _coefficient(view, parsed, [d]),
-        "lc_win_rate": lc_win_rates(view),
+        "lc_win_rate": lc_win_rates(view, fit),
         "curve": length_curve(view),
     }
 
@@ -136,7 +138,7 @@ def style_audit(view: JudgeView) -> dict:
     }
 
 
-def lc_win_rates(view: JudgeView) -> dict:
+def lc_win_rates(view: JudgeView, fit: CovariateBT | None) -> dict:
     """Per-model win rate and length-controlled win rate (AlpacaEval-style, any opponent).
 
     One Bradley-Terry fit per judge on its parsed plain verdicts (ties 1/2) with two shared covariates,
@@ -162,29 +164,15 @@ def lc_win_rates(view: JudgeView) -> dict:
     extrapolation of that shape; ``extrapolated`` is then true (more than half of its judgments have a
     length gap beyond the 95th percentile of the other battles' gaps), and the figure should be read as
     model-dependent, not measured.
+
+    ``fit`` is the judge's :func:`judges.audits.ranking.covariate_bt` (the corrected ranking's fit: the same
+    model), None when the judge has no parsed plain judgment.
     """
-    rows = view.plain & (view.r_verdict != UNPARSED)
-    if not rows.any():
+    if fit is None:
         return {}
-    y = choice_outcome(view.r_verdict[rows])
-    x, _ = tanh_z((view.r_len_a - view.r_len_b)[rows])
-    f = np.where(view.r_order_ab[rows], 1.0, -1.0)
-    battle = view.r_battle[rows]
-    cluster = view.r_cluster[rows]
-    codes, local = np.unique(np.concatenate((view.r_model_a[rows], view.r_model_b[rows])), return_inverse=True)
+    a, b, y, f, x, battle = fit.a, fit.b, fit.y, fit.shown, fit.length, fit.battles
+    codes, beta, cov = fit.codes, fit.beta, fit.cov
     M = codes.size
-    n = int(rows.sum())
-    a, b = local[:n], local[n:]
-    X = np.zeros((n, M + 2))
-    X[np.arange(n), a] = 1.0
-    X[np.arange(n), b] = -1.0
-    X[:, M] = f
-    X[:, M + 1] = x
-    try:
-        beta, hess, _ = logistic_newton(X, y)
-        cov, _ = cluster_robust_cov(X, y, beta, cluster, hess)
-    except ConvergenceError:
-        beta = cov = None
     # Each judgment seen from both sides: model, opponent, outcome, shown-first sign.
     model = np.concatenate((a, b))
     opponent = np.concatenate((b, a))
@@ -207,7 +195,7 @@ def lc_win_rates(view: JudgeView) -> dict:
         count = int(counts[m])
         win = est_bootstrap(wins[m] / count, None if w is None else boot[:, m], count, view.level)
         lc = est_null(count)
-        if beta is not None:
+        if beta is not None and cov is not None:
             mine = model == m
             opp, fm = opponent[mine], sign[mine]
             p0 = 1.0 / (1.0 + np.exp(-(beta[m] - beta[opp] + beta[M] * fm)))

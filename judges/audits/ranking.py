@@ -11,6 +11,7 @@ with the cluster-robust (battle) covariance, centred like the point estimate.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from .length import choice_outcome, tanh_z
 from .stats import ConvergenceError, cluster_robust_cov, kendall_tau_b, logistic_newton, normal_quantile, spearman
 from .view import JudgeView
 
-__all__ = ["RATING_CENTER", "RATING_SCALE", "bt_ratings", "ranking_audit"]
+__all__ = ["RATING_CENTER", "RATING_SCALE", "CovariateBT", "bt_fit", "bt_ratings", "covariate_bt", "ranking_audit",
+           "ratings_from_fit"]
 
 RATING_SCALE = 400.0 / math.log(10.0)
 RATING_CENTER = 1000.0
@@ -46,6 +48,56 @@ def _components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return labels
 
 
+def _design(a: np.ndarray, b: np.ndarray, n_models: int, covariates: np.ndarray | None) -> np.ndarray:
+    """Rows ``+1`` at A's strength, ``-1`` at B's, then the covariate columns."""
+    n = a.size
+    X = np.zeros((n, n_models + (0 if covariates is None else covariates.shape[1])))
+    rows = np.arange(n)
+    X[rows, a] = 1.0
+    X[rows, b] = -1.0
+    if covariates is not None:
+        X[:, n_models:] = covariates
+    return X
+
+
+def bt_fit(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_models: int, clusters: np.ndarray, *,
+           covariates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Coefficients (strengths, then covariates) and their cluster-robust covariance; None if not converged.
+
+    Parameters as in :func:`bt_ratings`.
+    """
+    X = _design(a, b, n_models, covariates)
+    try:
+        if covariates is None:
+            # Without covariates a row is determined by (a, b, y): fit on the few distinct cells,
+            # weighted by their counts (same optimum and Hessian), then the sandwich on the rows.
+            y_code = np.rint(y * 2).astype(np.int64)
+            _, first, count = np.unique((a.astype(np.int64) * n_models + b) * 3 + y_code,
+                                        return_index=True, return_counts=True)
+            beta, hess, _ = logistic_newton(X[first], y[first], weights=count.astype(np.float64))
+        else:
+            beta, hess, _ = logistic_newton(X, y)
+    except ConvergenceError:
+        return None
+    cov, _ = cluster_robust_cov(X, y, beta, clusters, hess)
+    return beta, cov
+
+
+def ratings_from_fit(beta: np.ndarray, cov: np.ndarray, a: np.ndarray, b: np.ndarray, n_models: int, *,
+                     level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leaderboard-scale ratings and delta-method intervals, centred per connected component."""
+    labels = _components(a, b, n_models)
+    # Centring matrix per component: the reported theta (and its covariance) are mean zero per component.
+    same = labels[:, None] == labels[None, :]
+    centre = np.eye(n_models) - same / same.sum(axis=1, keepdims=True)
+    theta = centre @ beta[:n_models]
+    cov = centre @ cov[:n_models, :n_models] @ centre.T
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    z = normal_quantile(0.5 + level / 2.0)
+    rating = RATING_SCALE * theta + RATING_CENTER
+    return rating, rating - z * RATING_SCALE * se, rating + z * RATING_SCALE * se
+
+
 def bt_ratings(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_models: int, clusters: np.ndarray, *,
                covariates: np.ndarray | None = None, level: float = 0.95
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -68,36 +120,49 @@ def bt_ratings(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_models: int, clust
     -------
     (rating, ci_low, ci_high), each shape (n_models,), or None if the fit failed to converge.
     """
-    n = a.size
-    X = np.zeros((n, n_models + (0 if covariates is None else covariates.shape[1])))
-    rows = np.arange(n)
-    X[rows, a] = 1.0
-    X[rows, b] = -1.0
-    if covariates is not None:
-        X[:, n_models:] = covariates
-    try:
-        if covariates is None:
-            # Without covariates a row is determined by (a, b, y): fit on the few distinct cells,
-            # weighted by their counts (same optimum and Hessian), then the sandwich on the rows.
-            y_code = np.rint(y * 2).astype(np.int64)
-            _, first, count = np.unique((a.astype(np.int64) * n_models + b) * 3 + y_code,
-                                        return_index=True, return_counts=True)
-            beta, hess, _ = logistic_newton(X[first], y[first], weights=count.astype(np.float64))
-        else:
-            beta, hess, _ = logistic_newton(X, y)
-    except ConvergenceError:
+    fit = bt_fit(a, b, y, n_models, clusters, covariates=covariates)
+    return None if fit is None else ratings_from_fit(*fit, a, b, n_models, level=level)
+
+
+@dataclass(frozen=True, eq=False)
+class CovariateBT:
+    """The judge's BT with a shown-first and a length covariate: one fit, read by the corrected ranking and by
+    the length-controlled win rates.
+
+    Rows are the judge's parsed plain judgments; ``a`` / ``b`` index ``codes`` (model codes of the table);
+    ``shown`` is +1 when A was shown first, else -1; ``length`` is ``tanh`` of the z-scored length difference.
+    ``beta`` is (strengths..., shown, length) and ``cov`` its cluster-robust covariance, both None when the fit
+    did not converge.
+    """
+
+    codes: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    y: np.ndarray
+    shown: np.ndarray
+    length: np.ndarray
+    clusters: np.ndarray
+    battles: np.ndarray
+    beta: np.ndarray | None
+    cov: np.ndarray | None
+
+
+def covariate_bt(view: JudgeView) -> CovariateBT | None:
+    """The fit on the judge's parsed plain judgments; None when there are none."""
+    rows = view.plain & (view.r_verdict != UNPARSED)
+    if not rows.any():
         return None
-    cov, _ = cluster_robust_cov(X, y, beta, clusters, hess)
-    labels = _components(a, b, n_models)
-    # Centring matrix per component: the reported theta (and its covariance) are mean zero per component.
-    same = labels[:, None] == labels[None, :]
-    centre = np.eye(n_models) - same / same.sum(axis=1, keepdims=True)
-    theta = centre @ beta[:n_models]
-    cov = centre @ cov[:n_models, :n_models] @ centre.T
-    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
-    z = normal_quantile(0.5 + level / 2.0)
-    rating = RATING_SCALE * theta + RATING_CENTER
-    return rating, rating - z * RATING_SCALE * se, rating + z * RATING_SCALE * se
+    codes, local = np.unique(np.concatenate((view.r_model_a[rows], view.r_model_b[rows])), return_inverse=True)
+    n = int(rows.sum())
+    a, b = local[:n], local[n:]
+    y = choice_outcome(view.r_verdict[rows])
+    shown = np.where(view.r_order_ab[rows], 1.0, -1.0)
+    length, _ = tanh_z((view.r_len_a - view.r_len_b)[rows])
+    clusters = view.r_cluster[rows]
+    fit = bt_fit(a, b, y, codes.size, clusters, covariates=np.column_stack((shown, length)))
+    return CovariateBT(codes=codes, a=a, b=b, y=y, shown=shown, length=length, clusters=clusters,
+                       battles=view.r_battle[rows], beta=None if fit is None else fit[0],
+                       cov=None if fit is None else fit[1])
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -108,7 +173,8 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def ranking_audit(view: JudgeView, *, human_ratings: dict[str, float] | None = None) -> tuple[list[dict], dict]:
+def ranking_audit(view: JudgeView, *, human_ratings: dict[str, float] | None = None,
+                  fit: CovariateBT | None = None) -> tuple[list[dict], dict]:
     """The ``corrected_ranking`` list and the ``ranking_vs_human`` block.
 
     * ``rating`` (+ CI) -- BT on the judge's parsed plain verdicts with covariates shown_first
@@ -123,20 +189,15 @@ def ranking_audit(view: JudgeView, *, human_ratings: dict[str, float] | None = N
     * ``ranking_vs_human`` -- Spearman and Kendall tau-b between judge (corrected) and human ratings
       over the models that have both; ``movers`` -- the largest nonzero ``|rank_change|`` (at most 5).
     """
-    rows = view.plain & (view.r_verdict != UNPARSED)
     empty = {"spearman": None, "kendall": None, "n_models": 0, "movers": []}
-    if not rows.any():
+    fit = fit if fit is not None else covariate_bt(view)
+    if fit is None:
         return [], empty
-    codes, local = np.unique(np.concatenate((view.r_model_a[rows], view.r_model_b[rows])), return_inverse=True)
+    codes, a, b, y = fit.codes, fit.a, fit.b, fit.y
     M = codes.size
-    n = int(rows.sum())
-    a, b = local[:n], local[n:]
-    y = choice_outcome(view.r_verdict[rows])
-    clusters = view.r_cluster[rows]
-    shown = np.where(view.r_order_ab[rows], 1.0, -1.0)
-    length, _ = tanh_z((view.r_len_a - view.r_len_b)[rows])
-    corrected = bt_ratings(a, b, y, M, clusters, covariates=np.column_stack((shown, length)), level=view.level)
-    raw = bt_ratings(a, b, y, M, clusters, level=view.level)
+    corrected = (None if fit.beta is None or fit.cov is None
+                 else ratings_from_fit(fit.beta, fit.cov, a, b, M, level=view.level))
+    raw = bt_ratings(a, b, y, M, fit.clusters, level=view.level)
     if corrected is None or raw is None:
         return [], empty
     votes = np.bincount(a, minlength=M) + np.bincount(b, minlength=M)

@@ -9,7 +9,7 @@ from .length import length_audit, style_audit
 from .parallel import map_forked
 from .perturbations import perturbation_audit
 from .position import position_audit
-from .ranking import ranking_audit
+from .ranking import covariate_bt, ranking_audit
 from .self_preference import self_preference_audit
 from .view import est_wilson, judge_view
 
@@ -22,14 +22,15 @@ def audit_judge(table: JudgmentTable, judge: int, *, seed: int, bootstrap: int, 
                 length_threshold: int, human_ratings: dict[str, float] | None) -> dict:
     """The report block of one judge (judge code ``judge`` in ``table.judges``)."""
     view = judge_view(table, judge, seed=seed, bootstrap=bootstrap, level=level)
-    ranking, versus = ranking_audit(view, human_ratings=human_ratings)
+    fit = covariate_bt(view)   # one fit for the corrected ranking and the length-controlled win rates
+    ranking, versus = ranking_audit(view, human_ratings=human_ratings, fit=fit)
     return {
         "judge_family": view.family,
         "n": view.n_rows,
         "n_battles": view.n_battles,
         "unparsed_rate": est_wilson(int(np.count_nonzero(view.r_verdict == UNPARSED)), view.n_rows, level),
         "position": position_audit(view),
-        "length": length_audit(view, threshold=length_threshold),
+        "length": length_audit(view, threshold=length_threshold, fit=fit),
         "style": style_audit(view),
         "self_preference": self_preference_audit(view),
         "agreement": agreement_audit(view),
