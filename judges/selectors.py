@@ -192,10 +192,13 @@ def _record(judge: Judge, battle: BattleFacts, judgment: Any, shown: list[int], 
 
 def judges_with_latest_audit() -> list[tuple[Judge, Audit | None]]:
     judges = list(Judge.objects.order_by("name").annotate(n_runs=Count("runs")))
-    latest: dict[int, Audit] = {}
-    for audit in Audit.objects.select_related("run").order_by("run__judge_id", "-created", "-id"):
-        latest.setdefault(audit.run.judge_id, audit)
-    return [(judge, latest.get(judge.pk)) for judge in judges]
+    # Ids first: the reports are large, and only each judge's latest is shown.
+    latest_ids: dict[int, int] = {}
+    for audit_id, judge_id in Audit.objects.order_by("run__judge_id", "-created", "-id").values_list(
+            "id", "run__judge_id"):
+        latest_ids.setdefault(judge_id, audit_id)
+    audits = Audit.objects.in_bulk(list(latest_ids.values()))
+    return [(judge, audits.get(latest_ids.get(judge.pk, -1))) for judge in judges]
 
 
 def judge_audits(judge: Judge) -> list[Audit]:
