@@ -135,9 +135,20 @@ class Battle(models.Model):
         blank=True, default="", db_default="",
         help_text="Why an answer reveals its model (empty: none found); the vote is stored but not rated.",
     )
+    # What describes the battle even without prompt text (imports often carry none). Tags live in BattleTag.
+    language = models.CharField(max_length=32, blank=True, default="", db_default="", db_index=True,
+                                help_text="Language of the conversation as the source gave it (en, English, ...).")
+    category = models.CharField(max_length=64, blank=True, default="", db_default="",
+                                help_text="A free-form category given by the source (also one of the tags).")
+    external_id = models.CharField(max_length=100, blank=True, default="", db_default="",
+                                   help_text="The battle's id in an imported release (LMArena's id): its identity.")
+    source_metadata = models.JSONField(null=True, blank=True,
+                                       help_text="Release fields kept as they were (category_tag, conv_metadata, ...).")
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(fields=["external_id"], condition=~Q(external_id=""),
+                                    name="battle_unique_external_id"),
             models.CheckConstraint(condition=Q(k__gte=MIN_K, k__lte=MAX_K), name="battle_k_in_range"),
             models.CheckConstraint(condition=Q(turns__gte=1), name="battle_turns_positive"),
             models.CheckConstraint(condition=Q(prompt_source__in=PromptSource.values),
@@ -182,6 +193,12 @@ class BattleSlot(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="", db_default="",
                              help_text="Why this slot's source failed (staff only; the voter sees a generic note).")
+    # Style counts of the answers (battlefiles.style), written with the vote or the import: style control
+    # aggregates them in SQL instead of reading every response. Null: unknown (an import without text).
+    style_tokens = models.PositiveIntegerField(null=True, blank=True)
+    style_headers = models.PositiveIntegerField(null=True, blank=True)
+    style_lists = models.PositiveIntegerField(null=True, blank=True)
+    style_bold = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["battle", "position"]
@@ -193,10 +210,34 @@ class BattleSlot(models.Model):
             models.UniqueConstraint(fields=["battle", "contender", "sample"], name="slot_unique_contender_sample"),
             models.CheckConstraint(condition=Q(position__lt=MAX_K), name="slot_position_in_range"),
             models.CheckConstraint(condition=Q(sample__lt=MAX_K), name="slot_sample_in_range"),
+            models.CheckConstraint(
+                condition=Q(style_tokens__isnull=True, style_headers__isnull=True, style_lists__isnull=True,
+                            style_bold__isnull=True)
+                | Q(style_tokens__isnull=False, style_headers__isnull=False, style_lists__isnull=False,
+                    style_bold__isnull=False),
+                name="slot_style_all_or_none"),
         ]
 
     def __str__(self) -> str:
         return f"{self.battle_id}#{self.position}"
+
+
+class BattleTag(models.Model):
+    """A category a battle belongs to (LMArena's hard_6, math, english, ..., or a source's own category)."""
+
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="tags", db_index=False)
+    tag = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["battle", "tag"], name="battletag_unique"),
+            models.CheckConstraint(condition=~Q(tag=""), name="battletag_nonempty"),
+        ]
+        # A category leaderboard looks battles up by tag.
+        indexes = [models.Index(fields=["tag", "battle"], name="battletag_tag_battle")]
+
+    def __str__(self) -> str:
+        return f"{self.battle_id}:{self.tag}"
 
 
 class VoteKind(models.TextChoices):

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from battlefiles import conversation_style_counts, site_tags, text_style_counts
 from config.errors import Conflict, ValidationFailed
 from leaderboard.tasks import leaderboard_refit_soon
 from trainer.tasks import training_trigger_soon
@@ -29,6 +30,7 @@ from .models import (
     Battle,
     BattleSlot,
     BattleStatus,
+    BattleTag,
     Contender,
     Generation,
     PoolResponse,
@@ -160,10 +162,11 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     slots = list(battle.slots.select_related("contender").order_by("position"))
     models = [s.contender.name for s in slots]
     pair = {"contender_a": slots[0].contender, "contender_b": slots[1].contender} if battle.k == 2 else {}
+    _describe(battle, slots)  # before the vote: afterwards the battle and its slots are a frozen record
     # The battle is marked voted first: the database accepts a vote only on a voted battle.
     battle.status = BattleStatus.VOTED
     battle.revealed_at = now
-    battle.save(update_fields=["status", "revealed_at"])
+    battle.save(update_fields=["status", "revealed_at", "language", "category"])
     try:
         with transaction.atomic():
             vote = Vote.objects.create(
@@ -181,6 +184,26 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
         VoteFlag.objects.create(vote=vote, code=VoteFlagCode.IDENTITY_LEAK, reason=battle.identity_leak)
     transaction.on_commit(_after_vote)
     return vote, True
+
+
+def _describe(battle: Battle, slots: Sequence[BattleSlot]) -> None:
+    """Write what a leaderboard filters and style control reads: language, category, tags, slot style counts.
+
+    Computed once, from the battle's own data, when it is voted (``battlefiles.categories.site_tags``
+    says which tags that data supports); refits then read them in SQL instead of every response.
+    """
+    prompt = battle.prompt
+    battle.language = battle.language or (prompt.language if prompt else "")
+    battle.category = battle.category or (prompt.category if prompt else "")
+    for slot in slots:
+        counts = conversation_style_counts(slot.conversation) if slot.conversation else text_style_counts(slot.response)
+        slot.style_tokens, slot.style_headers, slot.style_lists, slot.style_bold = counts
+    BattleSlot.objects.bulk_update(slots, ["style_tokens", "style_headers", "style_lists", "style_bold"])
+    conversation = slots[0].conversation or []
+    user_turns = [t["content"] for t in conversation if t.get("role") == "user"] or ([prompt.text] if prompt else [])
+    tags = site_tags(language=battle.language, user_turns=user_turns, answers=[s.response for s in slots],
+                     category=battle.category)
+    BattleTag.objects.bulk_create([BattleTag(battle=battle, tag=tag) for tag in sorted(tags)], ignore_conflicts=True)
 
 
 def _after_vote() -> None:

@@ -5,10 +5,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from arena.models import Battle, BattleSlot, BattleStatus, Vote, VoteFlag, VoteKind
-from leaderboard.ratings import style_counts
+from battlefiles.style import text_style_counts
 from leaderboard.selectors import day_start
 
 from .models import Audit, Judge, JudgeRun, RunJudgment, Verdict
@@ -110,7 +111,8 @@ def battle_facts(battle_ids: Sequence[str]) -> list[BattleFacts]:
         slots = sorted(battle.slots.all(), key=lambda s: s.position)
         prompt_text = battle.prompt.text if battle.prompt else ""
         turns = [_turns(slot, prompt_text) for slot in slots]
-        counts = [sum((style_counts(answer) for answer in answers), start=style_counts("")) for _, answers in turns]
+        counts = [np.sum([text_style_counts(answer) for answer in answers] or [(0, 0, 0, 0)], axis=0)
+                  for _, answers in turns]
         ranking, outcome = _human(battle.vote, battle.k)
         facts.append(BattleFacts(
             id=str(battle.pk), k=battle.k, user_turns=turns[0][0], answers=tuple(a for _, a in turns),

@@ -10,13 +10,14 @@ from collections import defaultdict
 from datetime import date, datetime, time
 
 import numpy as np
-from django.db.models import Count, F, FilteredRelation, Q, QuerySet
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from arena.models import BattleSlot, Contender, Prompt, Vote, VoteKind
+from arena.models import Battle, BattleSlot, BattleTag, Contender, Vote, VoteKind
+from battlefiles import category_label
 from config.errors import ValidationFailed
-from leaderboard.ratings import STYLE_FEATURES, EloBattles, PairCounts, RankingCounts, style_counts, style_features
+from leaderboard.ratings import STYLE_FEATURES, EloBattles, PairCounts, RankingCounts, style_features
 
 from .config import LeaderboardConfig
 from .models import Snapshot
@@ -29,10 +30,10 @@ def counted_votes(config: LeaderboardConfig) -> QuerySet[Vote]:
     votes = Vote.objects.all()
     if not config.include_named:
         votes = votes.filter(anonymous=True)
-    if config.category:
-        votes = votes.filter(battle__prompt__category=config.category)
+    if config.category:  # a battle's categories are its tags (LMArena's hard_6, math, ... or a source's own)
+        votes = votes.filter(Exists(BattleTag.objects.filter(battle_id=OuterRef("battle_id"), tag=config.category)))
     if config.language:
-        votes = votes.filter(battle__prompt__language=config.language)
+        votes = votes.filter(battle__language=config.language)
     if config.date_from:
         votes = votes.filter(created__gte=day_start(config.date_from))
     if config.date_to:
@@ -86,22 +87,31 @@ def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
     return PairCounts.from_records((names[a], names[b], OUTCOME_CODE[o], n) for a, b, o, n in grouped)
 
 
+STYLE_COLUMNS = ("style_tokens", "style_headers", "style_lists", "style_bold")  # STYLE_FEATURES order
+
+
 def pair_battles_with_style(config: LeaderboardConfig) -> PairCounts | None:
-    """Per-battle pairwise rows with style covariates (length, headers, lists, bold) from the responses."""
+    """Per-battle pairwise rows with style covariates from the counts stored on the two slots.
+
+    The counts were computed once when each slot was written (``arena.battle_facts``); battles whose
+    slots have none (an import without text or metadata) are left out.
+    """
+    slot_a = FilteredRelation("battle__slots", condition=Q(battle__slots__position=0))
+    slot_b = FilteredRelation("battle__slots", condition=Q(battle__slots__position=1))
     rows = list(
-        _pairwise_rows(config)
-        .annotate(slot_a=FilteredRelation("battle__slots", condition=Q(battle__slots__position=0)),
-                  slot_b=FilteredRelation("battle__slots", condition=Q(battle__slots__position=1)))
-        .values_list("contender_a_id", "contender_b_id", "verdict", "slot_a__response", "slot_b__response")
+        _pairwise_rows(config).annotate(slot_a=slot_a, slot_b=slot_b)
+        .filter(slot_a__style_tokens__isnull=False, slot_b__style_tokens__isnull=False)
+        .values_list("contender_a_id", "contender_b_id", "verdict",
+                     *(f"slot_a__{c}" for c in STYLE_COLUMNS), *(f"slot_b__{c}" for c in STYLE_COLUMNS))
         .order_by("created", "id")
     )
-    rows = [r for r in rows if r[2] in OUTCOME_CODE and r[0] != r[1] and (r[3] or r[4])]
+    rows = [r for r in rows if r[2] in OUTCOME_CODE and r[0] != r[1]]
     if not rows:
         return None
     models, a, b, outcome = _per_battle_arrays(rows)
-    counts_a = np.array([style_counts(r[3]) for r in rows])
-    counts_b = np.array([style_counts(r[4]) for r in rows])
-    features = style_features(counts_a, counts_b)
+    counts = np.array([r[3:] for r in rows], dtype=np.float64)
+    width = len(STYLE_COLUMNS)
+    features = style_features(counts[:, :width], counts[:, width:])
     # A feature that never varies among these battles (no answer used a header, say) has no identifiable
     # coefficient: leave it out rather than refuse the whole fit.
     varies = np.ptp(features, axis=0) > 0
@@ -179,5 +189,11 @@ def snapshot_with_rows(snapshot_id: int) -> Snapshot:
     return Snapshot.objects.prefetch_related("rows__contender").get(id=snapshot_id)
 
 
-def categories() -> list[str]:
-    return list(Prompt.objects.exclude(category="").values_list("category", flat=True).distinct().order_by("category"))
+def categories() -> list[tuple[str, str]]:
+    """(tag, display name) of every category some battle carries, LMArena's named ones first."""
+    tags = list(BattleTag.objects.values_list("tag", flat=True).distinct().order_by("tag"))
+    return sorted(((t, category_label(t)) for t in tags), key=lambda item: (item[1] == item[0], item[1].lower()))
+
+
+def languages() -> list[str]:
+    return list(Battle.objects.exclude(language="").values_list("language", flat=True).distinct().order_by("language"))

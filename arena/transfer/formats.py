@@ -1,29 +1,35 @@
-"""Battle files: FastChat ``clean_battle`` JSON, the arena's own JSONL, and CSV.
+"""Battle files: FastChat ``clean_battle`` JSON, LMArena releases, the arena's own JSONL, and CSV.
 
-Every reader yields ``BattleRecord``s or raises ``RowError`` naming where the row is in the file
-(``row N``: 0-based index in a JSON list; ``line N``: 1-based line of a JSONL or CSV file).
+Pairwise formats (``fastchat``, ``lmarena``, ``csv``) are read by :mod:`battlefiles`, the reader the
+rating CLI uses too; this module turns its rows into ``BattleRecord``s and reads the arena's own JSONL
+export (K-wise votes, aspects), whose FastChat-shaped lines go through the same row parser.
+:func:`read_records` returns the records and what was skipped, or raises ``RowError`` naming where the
+row is (``row N``: 1-based index in a JSON list or Parquet file; ``line N``: a JSONL line; ``row N (line
+M)``: a CSV row).
 """
 from __future__ import annotations
 
-import csv
 import json
-import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from battlefiles import BattleFileError, FileBattle, language_tag, pairwise_row, raw_rows, read_battle_file
+from battlefiles.records import parse_bool, parse_time
+from battlefiles.style import StyleCounts
 from config.errors import ValidationFailed
 
 from ..choices import VoteChoice
 from ..models import MAX_K, MIN_K, Outcome, VoteKind
 
-FORMATS = ("fastchat", "jsonl", "csv")
+FORMATS = ("fastchat", "lmarena", "jsonl", "csv")
 
-WINNER_TO_OUTCOME = {"model_a": Outcome.A, "model_b": Outcome.B, "tie": Outcome.TIE, "tie (bothbad)": Outcome.BOTH_BAD}
-OUTCOME_TO_WINNER = {v: k for k, v in WINNER_TO_OUTCOME.items()}
-# A FastChat file repeats four verdicts a million times: build each VoteChoice once.
+WINNER_TO_OUTCOME = {"model_a": Outcome.A, "model_b": Outcome.B, "tie": Outcome.TIE, "both_bad": Outcome.BOTH_BAD}
+# FastChat writes "both bad" this way; LMArena writes both_bad.
+OUTCOME_TO_WINNER = {Outcome.A: "model_a", Outcome.B: "model_b", Outcome.TIE: "tie", Outcome.BOTH_BAD: "tie (bothbad)"}
+# A file repeats four verdicts a million times: build each VoteChoice once.
 PAIRWISE_CHOICES = {w: VoteChoice(VoteKind.PAIRWISE, outcome=o) for w, o in WINNER_TO_OUTCOME.items()}
 UNKNOWN_JUDGE = "unknown"
 
@@ -36,18 +42,32 @@ class RowError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BattleRecord:
-    """One voted battle as files carry it: models by position, the verdict, who and when."""
+    """One voted battle as files carry it: models by position, the verdict, who and when, what it was about."""
 
     models: tuple[str, ...]
     choice: VoteChoice
     voter_key: str
-    created: datetime
+    created: datetime | None  # None: the file gave no time (the import stamps it)
     anonymous: bool = True
     prompt_text: str = ""
     category: str = ""
     language: str = ""
     responses: tuple[str, ...] | None = None
     conversations: tuple[list[dict[str, Any]] | None, ...] | None = None
+    external_id: str = ""  # the release's battle id: the battle's identity when present
+    tags: frozenset[str] = frozenset()
+    style: tuple[StyleCounts, ...] | None = None  # per position, from the file's metadata or text
+    metadata: Mapping[str, Any] | None = None
+    turns: int = 1
+
+
+@dataclass
+class RecordFile:
+    """The records of a file and what was skipped."""
+
+    format: str
+    records: list[BattleRecord] = field(default_factory=list)
+    skipped_self: int = 0
 
 
 def _text(row: Mapping[str, Any], name: str, *, required: bool = False, default: str = "") -> str:
@@ -61,85 +81,32 @@ def _text(row: Mapping[str, Any], name: str, *, required: bool = False, default:
     return value
 
 
-def _timestamp(row: Mapping[str, Any]) -> datetime:
-    value = row.get("tstamp")
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError("tstamp must be a number of seconds since the epoch") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("missing or non-numeric tstamp (needed so that re-imports are idempotent)")
-    if not 0 <= value < 32503680000:  # year 3000: anything later is a unit mistake (ms for s)
-        raise ValueError(f"tstamp {value} is out of range")
-    # Whole microseconds, the database's precision, so that an exported time hashes the same.
-    return datetime.fromtimestamp(round(value * 1_000_000) / 1_000_000, tz=UTC)
+def _last(conversation: list[dict[str, Any]] | None, role: str) -> str:
+    return next((t["content"] for t in reversed(conversation or []) if t["role"] == role), "")
 
 
-def _anony(row: Mapping[str, Any]) -> bool:
-    value = row.get("anony", True)
-    if isinstance(value, str):
-        if value.lower() not in {"true", "false", "1", "0", ""}:
-            raise ValueError("anony must be true or false")
-        return value.lower() in {"true", "1", ""}
-    if not isinstance(value, bool):
-        raise ValueError("anony must be true or false")
-    return value
-
-
-def _conversation(row: Mapping[str, Any], name: str) -> list[dict[str, Any]] | None:
-    value = row.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(
-        isinstance(turn, dict) and isinstance(turn.get("role"), str) and isinstance(turn.get("content"), str)
-        for turn in value
-    ):
-        raise ValueError(f"{name} must be a list of {{role, content}} turns")
-    return value
-
-
-def _first(conversation: list[dict[str, Any]] | None, role: str) -> str:
-    return next((t["content"] for t in conversation or [] if t["role"] == role), "")
-
-
-def fastchat_record(row: Any) -> BattleRecord:
-    """One FastChat ``clean_battle`` object -> BattleRecord; ValueError says what is wrong."""
-    if not isinstance(row, dict):
-        raise ValueError("not a JSON object")
-    model_a, model_b = _text(row, "model_a", required=True), _text(row, "model_b", required=True)
-    anonymous = _anony(row)
-    if model_a == model_b and anonymous:
-        raise ValueError("an anonymous battle cannot pit a model against itself")
-    winner = row.get("winner")
-    if winner not in PAIRWISE_CHOICES:
-        raise ValueError(f"winner {winner!r} is not one of {', '.join(PAIRWISE_CHOICES)}")
-    conv_a, conv_b = _conversation(row, "conversation_a"), _conversation(row, "conversation_b")
-    category = row.get("category_tag")
+def pairwise_record(battle: FileBattle) -> BattleRecord:
+    """A row of a pairwise file -> BattleRecord."""
+    conversations = battle.conversations
+    responses = (_last(conversations[0], "assistant"), _last(conversations[1], "assistant")) if conversations else None
     return BattleRecord(
-        models=(model_a, model_b),
-        choice=PAIRWISE_CHOICES[winner],
-        voter_key=_text(row, "judge", default=UNKNOWN_JUDGE),
-        created=_timestamp(row),
-        anonymous=anonymous,
-        prompt_text=_first(conv_a, "user"),
-        category=category if isinstance(category, str) else "",
-        language=_text(row, "language"),
-        responses=(_first(conv_a, "assistant"), _first(conv_b, "assistant")) if conv_a and conv_b else None,
-        conversations=(conv_a, conv_b) if conv_a and conv_b else None,
+        models=(battle.model_a, battle.model_b), choice=PAIRWISE_CHOICES[battle.winner],
+        voter_key=battle.voter or UNKNOWN_JUDGE, created=battle.time, anonymous=battle.anonymous,
+        prompt_text=battle.prompt_text, category=battle.category, language=battle.language,
+        responses=responses,
+        conversations=conversations, external_id=battle.battle_id, tags=battle.tags, style=battle.style,
+        metadata=battle.metadata, turns=battle.turns,
     )
 
 
 def native_record(row: Any, *, allowed_aspects: list[str]) -> BattleRecord:
     """One line of the arena's JSONL export -> BattleRecord (FastChat-shaped lines are accepted too)."""
-    if isinstance(row, dict) and "model_a" in row:
-        return fastchat_record(row)
     if not isinstance(row, dict):
         raise ValueError("not a JSON object")
     models = row.get("models")
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise ValueError("models must be a list of model names by position")
-    anonymous = _anony(row)
+    anonymous = parse_bool(row.get("anony"), "anony", default=True)
     if not MIN_K <= len(models) <= MAX_K:
         raise ValueError(f"models must name {MIN_K} to {MAX_K} models")
     if len(set(models)) != len(models) and anonymous:
@@ -159,61 +126,60 @@ def native_record(row: Any, *, allowed_aspects: list[str]) -> BattleRecord:
     if responses is not None and (not isinstance(responses, list) or len(responses) != len(models)
                                   or not all(isinstance(r, str) for r in responses)):
         raise ValueError("responses must be a list of strings, one per model")
+    tags = row.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise ValueError("tags must be a list of non-empty strings")
+    category, language = _text(prompt, "category"), _text(prompt, "language")
     return BattleRecord(
         models=tuple(models), choice=choice, voter_key=_text(row, "voter", default=UNKNOWN_JUDGE),
-        created=_timestamp(row), anonymous=anonymous, prompt_text=_text(prompt, "text"),
-        category=_text(prompt, "category"), language=_text(prompt, "language"),
+        created=parse_time(row), anonymous=anonymous, prompt_text=_text(prompt, "text"),
+        category=category, language=language,
         responses=tuple(responses) if responses is not None else None,
+        external_id=_text(row, "id"), tags=frozenset(tags) | {t for t in (category, language_tag(language)) if t},
     )
 
 
-def csv_record(row: Mapping[str, str]) -> BattleRecord:
-    """A CSV row with model_a, model_b, winner, tstamp (+ judge, anony, language, category)."""
-    return fastchat_record({
-        "model_a": row.get("model_a"), "model_b": row.get("model_b"), "winner": row.get("winner"),
-        "judge": row.get("judge") or None, "tstamp": row.get("tstamp") or None, "anony": row.get("anony", ""),
-        "language": row.get("language") or None, "category_tag": row.get("category") or None,
-    })
+def _pairwise_self_battle(row: Any) -> bool:
+    models = row.get("models") if isinstance(row, dict) else None
+    return isinstance(models, list) and len(models) == 2 and models[0] == models[1]
 
 
-def read_records(path: Path, fmt: str, *, allowed_aspects: list[str]) -> Iterator[BattleRecord]:
-    """Yield records of a battle file in order; raise RowError at the first malformed row."""
-    if fmt == "fastchat":
-        try:
-            rows = json.loads(path.read_bytes())
-        except json.JSONDecodeError as exc:
-            raise RowError(f"byte {exc.pos}", f"not valid JSON ({exc.msg})") from None
-        if not isinstance(rows, list):
-            raise RowError("file", "a FastChat file is a JSON list of battle objects")
-        for index, row in enumerate(rows):
+def read_records(path: Path, fmt: str | None, *, allowed_aspects: list[str]) -> RecordFile:
+    """Every record of a battle file in file order (format from the name when ``fmt`` is None).
+
+    Raises RowError at the first malformed row, naming it.
+    """
+    try:
+        kind, rows = raw_rows(path, fmt)
+        if kind != "jsonl":
+            read = read_battle_file(path, None if fmt is None else kind)
+            return RecordFile(read.format, [pairwise_record(b) for b in read.battles], read.skipped_self)
+        result = RecordFile("jsonl")
+        for where, row in rows:
             try:
-                yield fastchat_record(row)
+                if isinstance(row, dict) and "model_a" in row:  # a FastChat-shaped line
+                    battle = pairwise_row(row)
+                    if battle.self_battle:
+                        result.skipped_self += 1
+                        continue
+                    result.records.append(pairwise_record(battle))
+                elif _pairwise_self_battle(row):
+                    result.skipped_self += 1
+                else:
+                    result.records.append(native_record(row, allowed_aspects=allowed_aspects))
             except ValueError as exc:
-                raise RowError(f"row {index}", str(exc)) from None
-    elif fmt == "jsonl":
-        with path.open("rb") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield native_record(json.loads(line), allowed_aspects=allowed_aspects)
-                except json.JSONDecodeError as exc:
-                    raise RowError(f"line {line_no}", f"not valid JSON ({exc.msg})") from None
-                except ValueError as exc:
-                    raise RowError(f"line {line_no}", str(exc)) from None
-    elif fmt == "csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"model_a", "model_b", "winner", "tstamp"} - set(reader.fieldnames or [])
-            if missing:
-                raise RowError("line 1", f"header lacks column(s): {', '.join(sorted(missing))}")
-            for row in reader:
-                try:
-                    yield csv_record(row)
-                except ValueError as exc:
-                    raise RowError(f"line {reader.line_num}", str(exc)) from None
-    else:
-        raise RowError("file", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+                raise RowError(where, str(exc)) from None
+        return result
+    except BattleFileError as exc:
+        raise RowError(exc.where, exc.reason) from None
+
+
+#: Set in ``Battle.source_metadata`` when the file gave no time and the import stamped the battle.
+TIME_FROM_IMPORT = {"time": "stamped at import"}
+
+
+def _tstamp(record: BattleRecord) -> float | None:
+    return None if record.created is None else record.created.timestamp()
 
 
 def fastchat_row(record: BattleRecord) -> dict[str, Any] | None:
@@ -223,12 +189,18 @@ def fastchat_row(record: BattleRecord) -> dict[str, Any] | None:
     row: dict[str, Any] = {
         "model_a": record.models[0], "model_b": record.models[1],
         "winner": OUTCOME_TO_WINNER[record.choice.outcome], "judge": record.voter_key,
-        "anony": record.anonymous, "tstamp": record.created.timestamp(),
+        "anony": record.anonymous, "tstamp": _tstamp(record),
     }
+    if record.created is None:  # the source gave no time: say so again rather than invent one
+        del row["tstamp"]
+    if record.external_id:
+        row["id"] = record.external_id
     if record.language:
         row["language"] = record.language
     if record.category:
         row["category_tag"] = record.category
+    # The release's own fields as they came in (a category_tag dict, conv_metadata, is_code, ...).
+    row.update({k: v for k, v in (record.metadata or {}).items() if k not in row and k not in TIME_FROM_IMPORT})
     conversations = record.conversations or (None, None)
     for side, position in (("a", 0), ("b", 1)):
         conversation = conversations[position]
@@ -254,9 +226,15 @@ def native_row(record: BattleRecord) -> dict[str, Any]:
     if fields["rationale"]:
         vote["rationale"] = fields["rationale"]
     row: dict[str, Any] = {"models": list(record.models), "vote": vote, "voter": record.voter_key,
-                           "anony": record.anonymous, "tstamp": record.created.timestamp()}
-    if record.prompt_text:
+                           "anony": record.anonymous, "tstamp": _tstamp(record)}
+    if record.created is None:
+        del row["tstamp"]
+    if record.external_id:
+        row["id"] = record.external_id
+    if record.prompt_text or record.category or record.language:
         row["prompt"] = {"text": record.prompt_text, "category": record.category, "language": record.language}
+    if record.tags:
+        row["tags"] = sorted(record.tags)
     if record.responses is not None:
         row["responses"] = list(record.responses)
     return row

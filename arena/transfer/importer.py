@@ -11,13 +11,30 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from battlefiles import conversation_style_counts, text_style_counts
+from battlefiles.style import StyleCounts
 
 from ..fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
 from ..ids import uuid7
-from ..models import MAX_K, MIN_K, Battle, BattleSlot, BattleStatus, Contender, Prompt, Vote, VoteKind, Voter
-from .formats import BattleRecord
+from ..models import (
+    MAX_K,
+    MIN_K,
+    Battle,
+    BattleSlot,
+    BattleStatus,
+    BattleTag,
+    Contender,
+    Prompt,
+    Vote,
+    VoteKind,
+    Voter,
+)
+from .formats import TIME_FROM_IMPORT, BattleRecord
 
 Progress = Callable[[int], None]
 CHUNK = 50_000
@@ -42,7 +59,7 @@ def record_fingerprints(records: Sequence[BattleRecord]) -> list[str]:
             verdict = verdicts[id(record.choice)] = record.choice.verdict_key()
         base = vote_fingerprint_base(voter_key=record.voter_key, models=record.models, verdict_key=verdict,
                                      created=record.created, anonymous=record.anonymous,
-                                     prompt_text=record.prompt_text)
+                                     prompt_text=record.prompt_text, external_id=record.external_id)
         fingerprints.append(vote_fingerprint(base, seen[base]))
         seen[base] += 1
     return fingerprints
@@ -102,11 +119,24 @@ def _ensure_prompts(records: Iterable[BattleRecord]) -> dict[str, int]:
     return ids
 
 
-BATTLE_COLUMNS = ("id", "prompt_id", "k", "voter_id", "anonymous", "created", "revealed_at", "status")
+BATTLE_COLUMNS = ("id", "prompt_id", "k", "voter_id", "anonymous", "created", "revealed_at", "status", "turns",
+                  "language", "category", "external_id", "source_metadata")
 SLOT_COLUMNS = ("battle_id", "position", "contender_id", "sample", "response", "conversation", "token_count",
-                "latency_ms")
+                "latency_ms", "style_tokens", "style_headers", "style_lists", "style_bold")
+TAG_COLUMNS = ("battle_id", "tag")
 VOTE_COLUMNS = ("battle_id", "voter_id", "created", "kind", "outcome", "best_position", "ranking", "aspects",
                 "rationale", "idempotency_key", "fingerprint", "contender_a_id", "contender_b_id", "anonymous")
+
+
+def slot_style(record: BattleRecord, position: int) -> StyleCounts | None:
+    """A slot's style counts: the file's (LMArena's conv_metadata), else counted from its text, else unknown."""
+    if record.style is not None:
+        return record.style[position]
+    if record.conversations and record.conversations[position] is not None:
+        return conversation_style_counts(record.conversations[position])
+    if record.responses is not None:
+        return text_style_counts(record.responses[position])
+    return None
 
 
 @dataclass(frozen=True)
@@ -118,26 +148,37 @@ class _Batch:
     contenders: dict[str, int]
     voters: dict[str, int]
     prompts: dict[str, int]
+    stamped: datetime  # the time of a battle whose file gave none
 
     def battle_rows(self) -> Iterator[tuple]:
         for (record, _), battle_id in zip(self.items, self.battle_ids, strict=True):
             prompt_id = self.prompts[prompt_sha256(record.prompt_text)] if record.prompt_text else None
+            created = record.created or self.stamped
+            metadata = dict(record.metadata or {}) | (TIME_FROM_IMPORT if record.created is None else {})
             yield (battle_id, prompt_id, len(record.models), self.voters[record.voter_key], record.anonymous,
-                   record.created, record.created, BattleStatus.VOTED.value)
+                   created, created, BattleStatus.VOTED.value, record.turns, record.language, record.category,
+                   record.external_id, json.dumps(metadata) if metadata else None)
 
     def slot_rows(self) -> Iterator[tuple]:
         for (record, _), battle_id in zip(self.items, self.battle_ids, strict=True):
             for position, model in enumerate(record.models):
                 conversation = record.conversations[position] if record.conversations else None
                 sample = record.models[:position].count(model)  # >0 only in named battles showing a model twice
+                style = slot_style(record, position) or (None, None, None, None)
                 yield (battle_id, position, self.contenders[model], sample,
                        record.responses[position] if record.responses else "",
-                       json.dumps(conversation) if conversation is not None else None, None, None)
+                       json.dumps(conversation) if conversation is not None else None, None, None, *style)
+
+    def tag_rows(self) -> Iterator[tuple]:
+        for (record, _), battle_id in zip(self.items, self.battle_ids, strict=True):
+            for tag in sorted(record.tags):
+                yield battle_id, tag
 
     def vote_rows(self) -> Iterator[tuple]:
         for (record, fingerprint), battle_id in zip(self.items, self.battle_ids, strict=True):
             fields = record.choice.as_fields()
-            yield (battle_id, self.voters[record.voter_key], record.created, fields["kind"], fields["outcome"],
+            yield (battle_id, self.voters[record.voter_key], record.created or self.stamped, fields["kind"],
+                   fields["outcome"],
                    fields["best_position"], json.dumps(fields["ranking"]) if fields["ranking"] is not None else None,
                    json.dumps(fields["aspects"]) if fields["aspects"] else "{}", fields["rationale"], None,
                    fingerprint, *self._pair(record), record.anonymous)
@@ -212,6 +253,7 @@ def _write_postgres(batch: _Batch) -> None:
     _copy(Battle._meta.db_table, BATTLE_COLUMNS, batch.battle_rows())
     _copy(BattleSlot._meta.db_table, SLOT_COLUMNS, batch.slot_rows())
     _copy(Vote._meta.db_table, VOTE_COLUMNS, batch.vote_rows())
+    _copy(BattleTag._meta.db_table, TAG_COLUMNS, batch.tag_rows())
 
 
 def _write_orm(batch: _Batch) -> None:
@@ -219,16 +261,21 @@ def _write_orm(batch: _Batch) -> None:
         return [model(**{c: (json.loads(v) if c in json_columns and v is not None else v)
                          for c, v in zip(columns, t, strict=True)}) for t in tuples]
 
-    Battle.objects.bulk_create(objects(Battle, BATTLE_COLUMNS, batch.battle_rows(), set()), batch_size=2000)
+    Battle.objects.bulk_create(objects(Battle, BATTLE_COLUMNS, batch.battle_rows(), {"source_metadata"}),
+                               batch_size=2000)
     BattleSlot.objects.bulk_create(objects(BattleSlot, SLOT_COLUMNS, batch.slot_rows(), {"conversation"}),
                                    batch_size=2000)
     Vote.objects.bulk_create(objects(Vote, VOTE_COLUMNS, batch.vote_rows(), {"ranking", "aspects"}), batch_size=2000)
+    BattleTag.objects.bulk_create(objects(BattleTag, TAG_COLUMNS, batch.tag_rows(), set()), batch_size=5000)
 
 
 @transaction.atomic
 def battles_import(*, records: Sequence[BattleRecord], batch_size: int = 100_000,
                    progress: Progress | None = None) -> ImportReport:
     """Store every record not already in the database; a second import of the same file adds nothing.
+
+    A record without a time gets the time of this import (``Battle.source_metadata`` says so, and an
+    export leaves the time out again); its identity does not depend on it.
 
     Raises ValueError for a record that breaks the data model, ImportConflict if referenced rows
     vanish meanwhile; either way nothing is written.
@@ -245,9 +292,10 @@ def battles_import(*, records: Sequence[BattleRecord], batch_size: int = 100_000
         write = _write_postgres
         skipped = _skip_per_row_triggers(contender_ids=list(contenders.values()), voter_ids=list(voters.values()),
                                          prompt_ids=list(prompts.values()))
+    stamped = timezone.now()
     for start in range(0, len(new), batch_size):
         items = new[start:start + batch_size]
-        write(_Batch(items, [uuid7() for _ in items], contenders, voters, prompts))
+        write(_Batch(items, [uuid7() for _ in items], contenders, voters, prompts, stamped))
         if progress is not None:
             progress(len(items))
     if skipped:

@@ -71,7 +71,7 @@ from .matrices import battle_count_matrix, predicted_win_matrix, win_rate_matrix
 from .newton import newton_batched
 from .plackett_luce import MixedObjective, RankingObjective
 from .scale import RATING_CENTER, RATING_SCALE, rating_to_theta, theta_to_rating
-from .style import STYLE_FEATURES, conversation_style_counts, style_counts, style_features
+from .style import STYLE_FEATURES, style_features
 
 __all__ = [
     "OUTCOME_CODES",
@@ -94,7 +94,6 @@ __all__ = [
     "align_models",
     "battle_count_matrix",
     "bootstrap_estimate",
-    "conversation_style_counts",
     "elo_battles",
     "elo_permutations",
     "expected_score",
@@ -111,7 +110,6 @@ __all__ = [
     "rank_upper_bound",
     "rating_to_theta",
     "sandwich_covariance",
-    "style_counts",
     "style_features",
     "theta_to_rating",
     "union_models",

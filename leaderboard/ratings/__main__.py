@@ -2,7 +2,7 @@
 
 ::
 
-    python -m leaderboard.ratings FILE [--format fastchat|csv] [--method elo|bt|pl|bayes]
+    python -m leaderboard.ratings FILE [--format fastchat|lmarena|csv] [--category TAG] [--method elo|bt|pl|bayes]
         [--ties half|davidson|rao-kupper] [--bootstrap R] [--ci bootstrap|sandwich] [--style-control]
         [--seed S] [--exclude-ties] [--anchor MODEL] [--include-named] [--l2 L]
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from .data import PairCounts
 from .errors import ConvergenceError
-from .io import BattleFile, BattleFileError, read_battles
+from .io import FORMATS, BattleFile, BattleFileError, read_battles
 
 EXIT_OK, EXIT_FIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -29,8 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     p = argparse.ArgumentParser(prog="python -m leaderboard.ratings",
                                 description="Compute an arena leaderboard from a battle file.")
-    p.add_argument("file", help="FastChat clean_battle JSON or CSV (model_a,model_b,winner[,judge,tstamp])")
-    p.add_argument("--format", choices=("fastchat", "csv"), help="default: from the extension (.json / .csv)")
+    p.add_argument("file", help="FastChat clean_battle JSON; an LMArena release (.json, .jsonl, .jsonl.gz, "
+                                ".parquet); or CSV (model_a,model_b,winner[,judge,tstamp,anony,language,category])")
+    p.add_argument("--format", choices=FORMATS,
+                   help="default: from the file name, and for JSON from its first row (an 'id' and no 'tstamp': "
+                        "lmarena)")
+    p.add_argument("--category", default="", metavar="TAG",
+                   help="rate only battles with this tag: LMArena's hard_6, coding, math, if, creative_writing, "
+                        "multiturn, long_user, dedup, a language (english, chinese, ...), or a file's own category")
     p.add_argument("--method", choices=("elo", "bt", "pl", "bayes"), default="bt")
     p.add_argument("--ties", choices=("half", "davidson", "rao-kupper"), default="half")
     p.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
@@ -38,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-control", action="store_true", help="needs conversations (FastChat JSON)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--exclude-ties", action="store_true", help="drop ties and both-bad ties")
-    p.add_argument("--anchor", metavar="MODEL", help="model pinned at rating 1000")
+    p.add_argument("--anchor", metavar="MODEL",
+                   help="model pinned at rating 1000. Only its own component of the comparison graph is pinned: "
+                        "models that never met it (even indirectly) keep their component centred on its own "
+                        "mean at 1000, and every row says its component (ranks are within it)")
     p.add_argument("--include-named", action="store_true", help="FastChat: count non-anonymous battles too")
     p.add_argument("--l2", type=float, default=0.0, help="ridge on the strengths (bt/pl), default 0")
     return p
@@ -58,12 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         loaded = read_battles(args.file, args.format, include_named=args.include_named, style=args.style_control,
-                              ordered=args.method == "elo")
+                              ordered=args.method == "elo", category=args.category)
     except (BattleFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if loaded.skipped_self:
-        print(f"note: skipped {loaded.skipped_self} self-battle(s) (model_a == model_b)", file=sys.stderr)
+    for count, what in ((loaded.skipped_self, "self-battle(s) (model_a == model_b)"),
+                        (loaded.skipped_named, "named (non-anonymous) battle(s); see --include-named"),
+                        (loaded.skipped_category, f"battle(s) without the tag {args.category!r}")):
+        if count:
+            print(f"note: skipped {count} {what}", file=sys.stderr)
     pairs = _pairs_with_style(loaded) if args.style_control else None
     try:
         fit = leaderboard_fit(

@@ -1,40 +1,33 @@
-"""Readers for battle files: FastChat ``clean_battle`` JSON and a plain CSV.
+"""Battle files as the rating core's arrays: FastChat JSON, LMArena releases and CSV.
 
-FastChat JSON: a list of objects with ``model_a``, ``model_b``, ``winner`` (one of ``model_a``,
-``model_b``, ``tie``, ``tie (bothbad)``), ``anony``, ``tstamp`` and optionally ``judge``,
-``question_id``, ``language``, ``turn``, ``conversation_a`` / ``conversation_b``, ``category_tag``.
-Only ``anony: true`` battles count unless ``include_named``.
+Rows are read by :func:`battlefiles.read_battle_file`, the reader the database import uses too, so the
+CLI and a database refit rate the same battles from the same file: self-battles are skipped and
+counted (:attr:`BattleFile.skipped_self`), a row without ``anony`` is anonymous, a row without a time is
+accepted. Only anonymous battles count unless ``include_named``. Battles are returned in time order
+(a stable sort by time when every counted row has one, file order otherwise).
 
-CSV: a header with ``model_a,model_b,winner`` (+ optional ``judge,tstamp``; other columns are
-ignored), ``winner`` as in FastChat. Read with pyarrow when it is installed (multi-threaded,
-dictionary-encoded: a 2M-row file loads in ~0.3 s), else with the stdlib ``csv`` module. Errors
-are located by re-reading with the stdlib parser, which knows exact line numbers.
-
-Self-battles (``model_a == model_b``) carry no information about ratings; they are skipped and
-counted in :attr:`BattleFile.skipped_self`. Battles are returned in time order (stable sort by
-``tstamp`` when every counted row has one, file order otherwise).
+A plain CSV (no ``anony`` or ``timestamp`` column) has a fast path through pyarrow (multi-threaded,
+dictionary-encoded: a 2M-row file loads in ~0.3 s) that rates exactly the rows the shared reader
+would; on anything odd it falls back to the shared reader, which names the offending row.
 """
 from __future__ import annotations
 
 import csv
-import json
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .data import OUTCOME_CODES, EloBattles
-from .style import STYLE_FEATURES, conversation_style_counts
+from battlefiles import OUTCOME_CODES, WINNERS, BattleFileError, FileBattle, read_battle_file
+from battlefiles.readers import CSV_REQUIRED
 
-__all__ = ["BattleFile", "BattleFileError", "detect_format", "read_battles", "read_csv", "read_fastchat"]
+from .data import EloBattles
 
-REQUIRED_COLUMNS = ("model_a", "model_b", "winner")
-_WINNERS = ", ".join(repr(w) for w in OUTCOME_CODES)
+__all__ = ["FORMATS", "BattleFile", "BattleFileError", "read_battles"]
 
-
-class BattleFileError(ValueError):
-    """A malformed battle file; the message names the row (and line, for CSV) and the reason."""
+FORMATS = ("fastchat", "lmarena", "csv")
+_FAST_CSV_COLUMNS = {"model_a", "model_b", "winner", "judge", "tstamp", "language", "category", "id", "is_code"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +44,9 @@ class BattleFile:
     skipped_self : int
         Self-battles skipped.
     skipped_named : int
-        Non-anonymous FastChat battles skipped.
+        Non-anonymous battles skipped.
+    skipped_category : int
+        Battles without the requested category tag.
     """
 
     battles: EloBattles
@@ -59,40 +54,66 @@ class BattleFile:
     style_b: np.ndarray | None = None
     skipped_self: int = 0
     skipped_named: int = 0
-
-
-def detect_format(path: str | Path) -> str:
-    """``"fastchat"`` for ``.json``, ``"csv"`` for ``.csv`` (case-insensitive)."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        return "fastchat"
-    if suffix == ".csv":
-        return "csv"
-    raise BattleFileError(f"{path}: cannot tell the format from the extension {suffix!r}; pass --format")
+    skipped_category: int = 0
 
 
 def read_battles(
     path: str | Path, fmt: str | None = None, *, include_named: bool = False, style: bool = False,
-    ordered: bool = True,
+    ordered: bool = True, category: str = "",
 ) -> BattleFile:
-    """Read a battle file in either format (auto-detected from the extension when ``fmt`` is None).
+    """Read a battle file (format detected from the name and first row when ``fmt`` is None).
 
-    ``ordered=False`` skips sorting a CSV by ``tstamp`` (only online Elo needs the time order).
+    Parameters
+    ----------
+    path : str or Path
+    fmt : {"fastchat", "lmarena", "csv"} or None
+    include_named : bool
+        Count non-anonymous battles too.
+    style : bool
+        Also return per-side style counts (from ``conv_metadata`` or the conversations).
+    ordered : bool
+        Sort by time; False keeps file order (only online Elo needs the time order).
+    category : str
+        Keep only battles carrying this tag (``hard_6``, ``math``, ``english``, a CSV ``category``, …).
+
+    Raises
+    ------
+    BattleFileError
+        Naming the row (and line) and the reason.
     """
-    fmt = fmt or detect_format(path)
-    if fmt == "fastchat":
-        return read_fastchat(path, include_named=include_named, style=style)
-    if fmt == "csv":
-        if style:
-            raise BattleFileError(f"{path}: style control needs conversations (FastChat JSON with "
-                                  "conversation_a/conversation_b); a CSV file has none")
-        return read_csv(path, ordered=ordered)
-    raise BattleFileError(f"unknown format {fmt!r}")
+    path = Path(path)
+    if fmt not in (None, *FORMATS):
+        raise BattleFileError("file", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
+        fast = _read_plain_csv(path, ordered) if not style and not category else None
+        if fast is not None:
+            return fast
+        fmt = "csv"
+    rows = read_battle_file(path, fmt)
+    kept = [b for b in rows.battles if include_named or b.anonymous]
+    skipped_named = len(rows.battles) - len(kept)
+    counted = [b for b in kept if b.tags and category in b.tags] if category else kept
+    if not counted:
+        hint = "" if include_named or not skipped_named else " (only anonymous battles count; see --include-named)"
+        what = f" tagged {category!r}" if category else ""
+        raise BattleFileError("file", f"no battles{what} to rate{hint}")
+    battles, order = _build([b.model_a for b in counted], [b.model_b for b in counted],
+                            np.array([b.outcome for b in counted], dtype=np.int8), _times(counted) if ordered else None)
+    style_a = style_b = None
+    if style:
+        style_a, style_b = _style_arrays(counted, rows.format)
+        style_a, style_b = style_a[order], style_b[order]
+    return BattleFile(battles, style_a, style_b, rows.skipped_self, skipped_named, len(kept) - len(counted))
+
+
+def _times(battles: Sequence[FileBattle]) -> np.ndarray | None:
+    if any(b.time is None for b in battles):
+        return None
+    return np.array([b.time.timestamp() for b in battles if b.time is not None], dtype=np.float64)
 
 
 def _build(
-    names_a: list[str] | np.ndarray, names_b: list[str] | np.ndarray, outcome: np.ndarray,
-    tstamp: np.ndarray | None,
+    names_a: Sequence[str], names_b: Sequence[str], outcome: np.ndarray, tstamp: np.ndarray | None,
 ) -> tuple[EloBattles, np.ndarray]:
     models = tuple(sorted(set(names_a) | set(names_b)))
     position = {name: i for i, name in enumerate(models)}
@@ -102,159 +123,38 @@ def _build(
     return EloBattles(models, a[order], b[order], outcome[order]), order
 
 
-# -------------------------------------------------------------------------------------- FastChat
-def _fastchat_row(i: int, row: object, include_named: bool) -> tuple[str, str, int, float | None] | None:
-    """Validate one FastChat object; None when it does not count (named battle)."""
-    if not isinstance(row, dict):
-        raise BattleFileError(f"row {i}: expected a JSON object, got {type(row).__name__}")
-    anony = row.get("anony")
-    if anony is not None and not isinstance(anony, bool):
-        raise BattleFileError(f"row {i}: 'anony' must be true or false, got {anony!r}")
-    for key in REQUIRED_COLUMNS:
-        if key not in row:
-            raise BattleFileError(f"row {i}: missing {key!r}")
-    ma, mb, winner = row["model_a"], row["model_b"], row["winner"]
-    for key, value in (("model_a", ma), ("model_b", mb)):
-        if not isinstance(value, str) or not value:
-            raise BattleFileError(f"row {i}: {key!r} must be a non-empty string, got {value!r}")
-    if winner not in OUTCOME_CODES:
-        raise BattleFileError(f"row {i}: winner {winner!r} is not one of {_WINNERS}")
-    tstamp = row.get("tstamp")
-    if tstamp is not None and (isinstance(tstamp, bool) or not isinstance(tstamp, int | float)
-                               or not math.isfinite(tstamp)):
-        raise BattleFileError(f"row {i}: 'tstamp' must be a number, got {tstamp!r}")
-    if not include_named and anony is not True:
-        return None
-    return ma, mb, OUTCOME_CODES[winner], tstamp
-
-
-def read_fastchat(path: str | Path, *, include_named: bool = False, style: bool = False) -> BattleFile:
-    """Read a FastChat ``clean_battle`` JSON file.
-
-    Parameters
-    ----------
-    path : str or Path
-    include_named : bool
-        Count non-anonymous battles too.
-    style : bool
-        Also compute per-side style counts from ``conversation_a`` / ``conversation_b``.
-
-    Returns
-    -------
-    BattleFile
-
-    Raises
-    ------
-    BattleFileError
-        Naming the 1-based row number and the reason.
-    """
-    try:
-        with open(path, "rb") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise BattleFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
-    except UnicodeDecodeError as exc:
-        raise BattleFileError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    if not isinstance(data, list):
-        raise BattleFileError(f"{path}: expected a JSON list of battle objects, got {type(data).__name__}")
-    names_a: list[str] = []
-    names_b: list[str] = []
-    outcome: list[int] = []
-    stamps: list[float | None] = []
-    used: list[int] = []
-    skipped_self = skipped_named = 0
-    for i, row in enumerate(data, start=1):
-        parsed = _fastchat_row(i, row, include_named)
-        if parsed is None:
-            skipped_named += 1
-            continue
-        if parsed[0] == parsed[1]:
-            skipped_self += 1
-            continue
-        names_a.append(parsed[0])
-        names_b.append(parsed[1])
-        outcome.append(parsed[2])
-        stamps.append(parsed[3])
-        used.append(i)
-    if not used:
-        hint = "" if include_named else " (only anony: true battles count; see --include-named)"
-        raise BattleFileError(f"{path}: no battles to rate{hint}")
-    tstamp = None if any(t is None for t in stamps) else np.array(stamps, dtype=np.float64)
-    battles, order = _build(names_a, names_b, np.array(outcome, dtype=np.int8), tstamp)
-    if not style:
-        return BattleFile(battles, skipped_self=skipped_self, skipped_named=skipped_named)
-    style_a, style_b = _fastchat_style(path, data, used)
-    return BattleFile(battles, style_a[order], style_b[order], skipped_self, skipped_named)
-
-
-def _fastchat_style(path: str | Path, data: list[dict], used: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    if not any("conversation_a" in data[i - 1] for i in used):
-        raise BattleFileError(f"{path}: style control needs conversation_a/conversation_b, and this file has none")
-    style_a = np.empty((len(used), len(STYLE_FEATURES)))
-    style_b = np.empty_like(style_a)
-    for j, i in enumerate(used):
-        row = data[i - 1]
-        for key, out in (("conversation_a", style_a), ("conversation_b", style_b)):
-            conv = row.get(key)
-            if not isinstance(conv, list) or not all(isinstance(t, dict) for t in conv):
-                raise BattleFileError(f"row {i}: style control needs {key!r} as a list of turns")
-            out[j] = conversation_style_counts(conv)
+def _style_arrays(battles: Sequence[FileBattle], fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    missing = next((i for i, b in enumerate(battles) if b.style is None), None)
+    if missing is not None:
+        if all(b.style is None for b in battles):
+            raise BattleFileError("file", f"style control needs conversation_a/conversation_b or conv_metadata, and "
+                                          f"this {fmt} file has none")
+        raise BattleFileError(battles[missing].where, "style control needs its conversation_a and conversation_b "
+                                                      "(or conv_metadata), which it lacks")
+    style_a = np.array([b.style[0] for b in battles if b.style is not None], dtype=np.float64)
+    style_b = np.array([b.style[1] for b in battles if b.style is not None], dtype=np.float64)
     return style_a, style_b
 
 
-# ------------------------------------------------------------------------------------------- CSV
-def _csv_header(path: str | Path) -> list[str]:
+# ------------------------------------------------------------------------------------ fast plain CSV
+def _read_plain_csv(path: Path, ordered: bool) -> BattleFile | None:
+    """A CSV without ``anony`` / ``timestamp`` through pyarrow; None to let the shared reader handle it."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), None)
-    except UnicodeDecodeError as exc:
-        raise BattleFileError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    if not header:
-        raise BattleFileError(f"{path}: line 1: empty file, expected a header with {', '.join(REQUIRED_COLUMNS)}")
-    header = [h.strip() for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise BattleFileError(f"{path}: line 1: header lacks column(s) {', '.join(missing)}")
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise BattleFileError(f"{path}: line 1: duplicate column(s) {', '.join(dup)}")
-    return header
-
-
-def read_csv(path: str | Path, *, ordered: bool = True) -> BattleFile:
-    """Read a battle CSV (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or Path
-    ordered : bool
-        Sort by the ``tstamp`` column when there is one; False skips parsing it (faster, and
-        enough for every method but Elo).
-
-    Raises
-    ------
-    BattleFileError
-        Naming the 1-based data row, the file line number and the reason.
-    """
-    header = _csv_header(path)
-    use_tstamp = ordered and "tstamp" in header
-    try:
-        import pyarrow  # noqa: F401  (optional fast path)
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
     except ImportError:
-        return _read_csv_stdlib(path, header, use_tstamp)
-    fast = _read_csv_arrow(path, use_tstamp)
-    # Anything odd (bad field count, unknown winner, empty name, bad tstamp): the stdlib reader
-    # finds the first offending line exactly and raises with it.
-    return fast if fast is not None else _read_csv_stdlib(path, header, use_tstamp)
-
-
-def _read_csv_arrow(path: str | Path, use_tstamp: bool) -> BattleFile | None:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    names = [*REQUIRED_COLUMNS, *(["tstamp"] if use_tstamp else [])]
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = [h.strip() for h in next(csv.reader(handle), [])]
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not set(CSV_REQUIRED) <= set(header) or not set(header) <= _FAST_CSV_COLUMNS or len(set(header)) != len(header):
+        return None
+    use_tstamp = ordered and "tstamp" in header
+    names = [*CSV_REQUIRED, *(["tstamp"] if use_tstamp else [])]
     dict_type = pa.dictionary(pa.int32(), pa.string())
-    types = {c: dict_type for c in REQUIRED_COLUMNS} | ({"tstamp": pa.float64()} if use_tstamp else {})
+    types = {c: dict_type for c in CSV_REQUIRED} | ({"tstamp": pa.float64()} if use_tstamp else {})
     convert = pcsv.ConvertOptions(include_columns=names, column_types=types, strings_can_be_null=False,
                                   quoted_strings_can_be_null=False)
     # 4 MiB blocks: fewer chunks make unify_dictionaries/combine_chunks cheap (~5 ms vs ~80 ms at 1 MiB).
@@ -264,10 +164,10 @@ def _read_csv_arrow(path: str | Path, use_tstamp: bool) -> BattleFile | None:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if table.num_rows == 0:
-        raise BattleFileError(f"{path}: no data rows after the header")
-    cols = {c: table.column(c).combine_chunks() for c in REQUIRED_COLUMNS}
-    dicts = {c: cols[c].dictionary.to_pylist() for c in REQUIRED_COLUMNS}
-    if "" in dicts["model_a"] or "" in dicts["model_b"] or not set(dicts["winner"]) <= OUTCOME_CODES.keys():
+        return None
+    cols = {c: table.column(c).combine_chunks() for c in CSV_REQUIRED}
+    dicts = {c: cols[c].dictionary.to_pylist() for c in CSV_REQUIRED}
+    if any(not n.strip() for n in dicts["model_a"] + dicts["model_b"]) or not set(dicts["winner"]) <= WINNERS.keys():
         return None
     tstamp = None
     if use_tstamp:
@@ -275,70 +175,27 @@ def _read_csv_arrow(path: str | Path, use_tstamp: bool) -> BattleFile | None:
         if column.null_count:
             return None
         tstamp = column.to_numpy()
-        if not np.isfinite(tstamp).all():
+        if not (np.isfinite(tstamp) & (tstamp >= 0) & (tstamp < 32503680000)).all():  # as the shared reader
             return None
     models = tuple(sorted(set(dicts["model_a"]) | set(dicts["model_b"])))
     position = {name: i for i, name in enumerate(models)}
     # Map each column's dictionary onto the shared model list, then index with the codes.
     a = np.array([position[n] for n in dicts["model_a"]], dtype=np.int64)[cols["model_a"].indices.to_numpy()]
     b = np.array([position[n] for n in dicts["model_b"]], dtype=np.int64)[cols["model_b"].indices.to_numpy()]
-    code = np.array([OUTCOME_CODES[w] for w in dicts["winner"]], dtype=np.int8)[cols["winner"].indices.to_numpy()]
-    return _finish_csv(models, a, b, code, tstamp)
-
-
-def _finish_csv(
-    models: tuple[str, ...], a: np.ndarray, b: np.ndarray, outcome: np.ndarray, tstamp: np.ndarray | None
-) -> BattleFile:
+    winners = [OUTCOME_CODES[WINNERS[w]] for w in dicts["winner"]]
+    outcome = np.array(winners, dtype=np.int8)[cols["winner"].indices.to_numpy()]
     keep = a != b
     skipped = int(a.size - keep.sum())
-    if skipped:
-        a, b, outcome = a[keep], b[keep], outcome[keep]
-        tstamp = None if tstamp is None else tstamp[keep]
+    a, b, outcome = a[keep], b[keep], outcome[keep]
+    if not a.size:
+        return None
     if tstamp is not None:
-        order = np.argsort(tstamp, kind="stable")
+        order = np.argsort(tstamp[keep], kind="stable")
         a, b, outcome = a[order], b[order], outcome[order]
+    used = np.unique(np.concatenate([a, b]))
+    if used.size != len(models):  # a model seen only in self-battles: re-index without it
+        models = tuple(models[i] for i in used)
+        remap = np.full(len(position), -1, dtype=np.int64)
+        remap[used] = np.arange(used.size)
+        a, b = remap[a], remap[b]
     return BattleFile(EloBattles(models, a, b, outcome), skipped_self=skipped)
-
-
-def _read_csv_stdlib(path: str | Path, header: list[str], use_tstamp: bool) -> BattleFile:
-    col = {name: header.index(name) for name in header}
-    names_a: list[str] = []
-    names_b: list[str] = []
-    outcome: list[int] = []
-    stamps: list[float] = []
-    has_t = use_tstamp
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        next(reader)
-        row_no = 0
-        for fields in reader:
-            if not fields:  # blank line
-                continue
-            row_no += 1
-            where = f"{path}: row {row_no} (line {reader.line_num})"
-            if len(fields) != len(header):
-                raise BattleFileError(f"{where}: expected {len(header)} fields, got {len(fields)}")
-            ma, mb, winner = (fields[col[c]] for c in REQUIRED_COLUMNS)
-            if not ma or not mb:
-                raise BattleFileError(f"{where}: empty model name")
-            if winner not in OUTCOME_CODES:
-                raise BattleFileError(f"{where}: winner {winner!r} is not one of {_WINNERS}")
-            if has_t:
-                try:
-                    stamp = float(fields[col["tstamp"]])
-                except ValueError:
-                    stamp = math.nan
-                if not math.isfinite(stamp):
-                    raise BattleFileError(f"{where}: tstamp {fields[col['tstamp']]!r} is not a number")
-                stamps.append(stamp)
-            names_a.append(ma)
-            names_b.append(mb)
-            outcome.append(OUTCOME_CODES[winner])
-    if not names_a:
-        raise BattleFileError(f"{path}: no data rows after the header")
-    models = tuple(sorted(set(names_a) | set(names_b)))
-    position = {name: i for i, name in enumerate(models)}
-    a = np.array([position[n] for n in names_a], dtype=np.int64)
-    b = np.array([position[n] for n in names_b], dtype=np.int64)
-    return _finish_csv(models, a, b, np.array(outcome, dtype=np.int8),
-                       np.array(stamps) if has_t else None)

@@ -6,66 +6,16 @@ bounded in (-1, 1), and 0 when both answers have the same style. Columns are the
 battles so that the coefficients are comparable ("effect of one standard deviation of style
 difference"). The model ``P(A wins) = sigmoid(theta_a - theta_b + beta . x)`` is fitted by
 :class:`~leaderboard.ratings.bradley_terry.PairwiseObjective` with ``style=True``; ``theta`` is then
-the strength with style held equal.
+the strength with style held equal. The raw counts come from :mod:`battlefiles.style`, the one place
+they are computed (from answers, or from LMArena's ``conv_metadata``).
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-
 import numpy as np
 
-__all__ = ["STYLE_FEATURES", "conversation_style_counts", "style_counts", "style_features"]
+from battlefiles.style import STYLE_FEATURES
 
-#: Feature names, in column order.
-STYLE_FEATURES: tuple[str, ...] = ("length", "headers", "lists", "bold")
-
-_HEADER = re.compile(r"^#{1,6}\s+\S", re.MULTILINE)
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
-_BOLD = re.compile(r"\*\*[^*\n]+?\*\*|__[^_\n]+?__")
-
-
-def style_counts(text: str) -> np.ndarray:
-    """Raw style counts of one answer: ``[tokens, headers, list items, bold spans]``.
-
-    Parameters
-    ----------
-    text : str
-        Assistant answer (markdown).
-
-    Returns
-    -------
-    ndarray of float64, shape (4,)
-    """
-    return np.array([len(text.split()), len(_HEADER.findall(text)), len(_LIST_ITEM.findall(text)),
-                     len(_BOLD.findall(text))], dtype=np.float64)
-
-
-def _text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # multimodal turns: keep the text parts
-        return "\n".join(part for part in content if isinstance(part, str))
-    return ""
-
-
-def conversation_style_counts(conversation: Iterable[Mapping[str, object]]) -> np.ndarray:
-    """Sum of :func:`style_counts` over the assistant turns of a FastChat conversation.
-
-    Parameters
-    ----------
-    conversation : iterable of mapping
-        Turns ``{"role": "user" | "assistant", "content": ...}``.
-
-    Returns
-    -------
-    ndarray of float64, shape (4,)
-    """
-    total = np.zeros(len(STYLE_FEATURES))
-    for turn in conversation:
-        if turn.get("role") == "assistant":
-            total += style_counts(_text(turn.get("content")))
-    return total
+__all__ = ["STYLE_FEATURES", "style_features"]
 
 
 def style_features(counts_a: np.ndarray, counts_b: np.ndarray, *, center: bool = True) -> np.ndarray:

@@ -29,11 +29,17 @@ def db_state() -> tuple[int, int, int, int, int]:
             Voter.objects.count())
 
 
+def _file_rows() -> list[dict]:
+    return json.loads(Path(REAL_FILE).read_text())
+
+
 def test_the_real_genai_arena_file_imports_with_matching_counts():
     out = run("import_battles", REAL_FILE, "--format", "fastchat")
-    assert "2061 battles added" in out
+    # One named row shows a model against itself: skipped and counted, as the rating CLI does.
+    assert "2061 rows read (fastchat): 2060 battles added" in out and "1 self-battles skipped" in out
     counts = Counter(WINNER_OF[o] for o in Vote.objects.values_list("outcome", flat=True))
-    assert counts == {"model_a": 759, "model_b": 744, "tie": 130, "tie (bothbad)": 428}
+    assert counts == Counter(r["winner"] for r in _file_rows() if r["model_a"] != r["model_b"])
+    assert sum(counts.values()) == 2060
     assert Contender.objects.count() == 13
     assert Battle.objects.filter(anonymous=True).count() == 1515
     # The same model_a / model_b per row as in the file, in order of time.
@@ -48,7 +54,7 @@ def test_reimporting_the_same_file_adds_nothing():
     run("import_battles", REAL_FILE, "--format", "fastchat")
     before = db_state()
     out = run("import_battles", REAL_FILE, "--format", "fastchat")
-    assert "0 battles added, 2061 already present" in out
+    assert "0 battles added, 2060 already present" in out
     assert db_state() == before
 
 
@@ -58,11 +64,11 @@ def test_export_then_reimport_round_trips(tmp_path, fmt):
     before = db_state()
     exported = tmp_path / f"votes.{fmt}"
     run("export_votes", "--format", fmt, "--output", str(exported))
-    assert "0 battles added, 2061 already present" in run("import_battles", str(exported), "--format", fmt)
+    assert "0 battles added, 2060 already present" in run("import_battles", str(exported), "--format", fmt)
     assert db_state() == before
     if fmt == "fastchat":
-        # Every row of the original file comes back field for field.
-        original = sorted(json.dumps(r, sort_keys=True) for r in json.loads(Path(REAL_FILE).read_text()))
+        # Every row of the original file comes back field for field (the skipped self-battle aside).
+        original = sorted(json.dumps(r, sort_keys=True) for r in _file_rows() if r["model_a"] != r["model_b"])
         again = sorted(json.dumps(r, sort_keys=True) for r in json.loads(exported.read_text()))
         assert again == original
 
@@ -116,23 +122,39 @@ GOOD = {"model_a": "m1", "model_b": "m2", "winner": "model_a", "judge": "u1", "a
     ("bad_row", "reason"),
     [
         ({**GOOD, "winner": "model_c"}, "winner"),
-        ({**GOOD, "model_b": "m1"}, "against itself"),
-        ({k: v for k, v in GOOD.items() if k != "model_a"}, "missing model_a"),
-        ({k: v for k, v in GOOD.items() if k != "tstamp"}, "tstamp"),
+        ({k: v for k, v in GOOD.items() if k != "model_a"}, "missing 'model_a'"),
         ({**GOOD, "tstamp": "yesterday"}, "tstamp"),
+        ({**GOOD, "timestamp": "last week"}, "timestamp"),
         ({**GOOD, "anony": "perhaps"}, "anony"),
         ({**GOOD, "conversation_a": "hello"}, "conversation_a"),
-        ([1, 2], "not a JSON object"),
+        ({**GOOD, "category_tag": ["math"]}, "category_tag"),
+        ([1, 2], "expected a JSON object"),
     ],
 )
-def test_a_malformed_fastchat_row_reports_its_index_and_imports_nothing(tmp_path, bad_row, reason):
+def test_a_malformed_fastchat_row_reports_its_row_and_imports_nothing(tmp_path, bad_row, reason):
     rows = [GOOD, {**GOOD, "tstamp": 1.7e9 + 1}, bad_row]
     path = write(tmp_path, "bad.json", json.dumps(rows))
     with pytest.raises(CommandError) as error:
         run("import_battles", path, "--format", "fastchat")
-    assert "row 2:" in str(error.value) and reason in str(error.value)
+    assert "row 3:" in str(error.value) and reason in str(error.value)
     assert "nothing was imported" in str(error.value)
     assert db_state() == (0, 0, 0, 0, 0)
+
+
+def test_self_battles_are_skipped_and_rows_without_a_time_are_stamped_once(tmp_path):
+    timeless = {k: v for k, v in GOOD.items() if k != "tstamp"}
+    path = write(tmp_path, "odd.json", json.dumps([GOOD, {**GOOD, "model_b": "m1"}, timeless]))
+    out = run("import_battles", path, "--format", "fastchat")
+    assert "3 rows read (fastchat): 2 battles added" in out and "1 self-battles skipped" in out
+    stamped = Battle.objects.get(created__gt=Vote.objects.order_by("created").first().created)
+    assert stamped.source_metadata == {"time": "stamped at import"}
+    # The identity of a timeless row does not depend on the day it was imported.
+    assert "0 battles added, 2 already present" in run("import_battles", path, "--format", "fastchat")
+    exported = tmp_path / "out.json"
+    run("export_votes", "--format", "fastchat", "--output", str(exported))
+    assert sorted(json.dumps(r, sort_keys=True) for r in json.loads(exported.read_text())) == sorted(
+        json.dumps(r, sort_keys=True) for r in (GOOD, timeless))
+    assert "0 battles added, 2 already present" in run("import_battles", str(exported), "--format", "fastchat")
 
 
 def test_a_malformed_jsonl_line_reports_its_line_number(tmp_path):
@@ -150,7 +172,7 @@ def test_csv_imports_and_a_bad_line_is_named(tmp_path):
     assert "2 battles added" in run("import_battles", path, "--format", "csv")
     assert sorted(Vote.objects.values_list("outcome", flat=True)) == ["a", "both_bad"]
     bad = write(tmp_path, "bad.csv", "model_a,model_b,winner,tstamp\nm1,m2,model_a,1\nm1,m2,model_z,2\n")
-    with pytest.raises(CommandError, match="line 3: winner 'model_z'"):
+    with pytest.raises(CommandError, match=r"row 2 \(line 3\): winner 'model_z'"):
         run("import_battles", bad, "--format", "csv")
     missing = write(tmp_path, "missing.csv", "model_a,model_b,tstamp\nm1,m2,1\n")
     with pytest.raises(CommandError, match=r"line 1: header lacks column.*winner"):

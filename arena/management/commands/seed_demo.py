@@ -38,7 +38,7 @@ class Command(BaseCommand):
                     defaults={"text": text, "token_count": len(text.split())},
                 )
                 answers += 1
-        report = battles_import(records=list(read_records(GENAI_ARENA, "fastchat", allowed_aspects=[])))
+        report = battles_import(records=read_records(GENAI_ARENA, "fastchat", allowed_aspects=[]).records)
         Contender.objects.filter(name__startswith="imagenhub_", organization="").update(
             organization="ImagenHub (GenAI-Arena)", license="see model card")
         self.stdout.write(f"pool: {len(pool['contenders'])} contenders, {answers} answers; "

@@ -11,7 +11,7 @@ import pytest
 from ratings_support import REAL_FILE
 
 from leaderboard.ratings.__main__ import main
-from leaderboard.ratings.io import BattleFileError, read_csv, read_fastchat
+from leaderboard.ratings.io import BattleFileError, read_battles
 
 ROOT = Path(__file__).resolve().parents[3]
 KEYS = ["model", "rating", "ci_low", "ci_high", "rank", "rank_ub", "votes"]
@@ -102,6 +102,7 @@ def test_subprocess_entry_point(tmp_path):
         (lambda rows: rows[4].pop("model_b"), "row 5: missing 'model_b'"),
         (lambda rows: rows[0].update(model_a=""), "row 1: 'model_a' must be a non-empty string"),
         (lambda rows: rows[6].update(tstamp="yesterday"), "row 7: 'tstamp' must be a number"),
+        (lambda rows: rows[3].update(anony="perhaps"), "row 4: 'anony' must be true or false"),
         (lambda rows: rows.__setitem__(1, [1, 2]), "row 2: expected a JSON object"),
     ],
 )
@@ -134,11 +135,11 @@ def test_bad_fastchat_files(tmp_path, capsys):
     ("body", "message"),
     [
         ("model_a,model_b,winner\nx,y,model_a\ny,x\n", "row 2 (line 3): expected 3 fields, got 2"),
-        ("model_a,model_b,winner\nx,y,model_a\n,x,tie\n", "row 2 (line 3): empty model name"),
+        ("model_a,model_b,winner\nx,y,model_a\n,x,tie\n", "row 2 (line 3): 'model_a' must be a non-empty string"),
         ('model_a,model_b,winner\n"x\ny",z,model_a\nz,x,won\n', "row 2 (line 4): winner 'won'"),
         ("model_a,winner\nx,model_a\n", "line 1: header lacks column(s) model_b"),
-        ("model_a,model_b,winner,tstamp\nx,y,tie,abc\n", "row 1 (line 2): tstamp 'abc'"),
-        ("model_a,model_b,winner\n", "no data rows"),
+        ("model_a,model_b,winner,tstamp\nx,y,tie,abc\n", "row 1 (line 2): 'tstamp' must be a number"),
+        ("model_a,model_b,winner\n", "no battles to rate"),
     ],
 )
 def test_bad_csv_exit_2_with_line_number(tmp_path, capsys, body, message):
@@ -156,9 +157,9 @@ def test_csv_fast_and_stdlib_readers_agree(tmp_path, monkeypatch):
     lines.append("alpha,alpha,tie,j,1")  # a self-battle is skipped
     path = tmp_path / "b.csv"
     path.write_text("\n".join(lines) + "\n")
-    fast = read_csv(path)
+    fast = read_battles(path, "csv")
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
-    slow = read_csv(path)
+    slow = read_battles(path, "csv")
     assert fast.battles.models == slow.battles.models == ("alpha", "beta", "gamma")
     for key in ("a", "b", "outcome"):
         np.testing.assert_array_equal(getattr(fast.battles, key), getattr(slow.battles, key))
@@ -166,13 +167,13 @@ def test_csv_fast_and_stdlib_readers_agree(tmp_path, monkeypatch):
     # Sorted by tstamp: the file lists them in reverse time order.
     first = rows[-1]
     assert fast.battles.models[fast.battles.a[0]] == first["model_a"]
-    unordered = read_csv(path, ordered=False)
+    unordered = read_battles(path, "csv", ordered=False)
     assert unordered.battles.models[unordered.battles.a[0]] == rows[0]["model_a"]
 
 
 def test_fastchat_style_control_from_conversations(tmp_path, capsys):
     path = _write_fastchat(tmp_path / "conv.json", _battles(300, conversations=True))
-    loaded = read_fastchat(path, style=True)
+    loaded = read_battles(path, "fastchat", style=True)
     assert loaded.style_a.shape == (300, 4)
     assert (loaded.style_a[:, 1:] == [1, 1, 1]).all()  # one header, one list item, one bold span each
     code, rows, _ = run([str(path), "--style-control", "--ci", "sandwich"], capsys)
@@ -182,4 +183,4 @@ def test_fastchat_style_control_from_conversations(tmp_path, capsys):
     code, _, err = run([str(_write_fastchat(tmp_path / "partial.json", partial)), "--style-control"], capsys)
     assert code == 2 and "row 5" in err
     with pytest.raises(BattleFileError, match="has none"):
-        read_fastchat(_write_fastchat(tmp_path / "none.json", _battles(5)), style=True)
+        read_battles(_write_fastchat(tmp_path / "none.json", _battles(5)), "fastchat", style=True)

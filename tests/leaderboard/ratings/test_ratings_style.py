@@ -1,4 +1,4 @@
-"""Style control: covariates, markdown counts, and recovery of planted effects under confounding."""
+"""Style control: covariates and recovery of planted effects under confounding."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,22 +9,10 @@ from leaderboard.ratings import (
     STYLE_FEATURES,
     PairCounts,
     PairwiseObjective,
-    conversation_style_counts,
     fit_objective,
     leaderboard_fit,
-    style_counts,
     style_features,
 )
-
-
-def test_style_counts_of_markdown():
-    text = "# Title\nSome **bold** words and __more bold__.\n\n## Part\n- one\n- two\n1. first\n2) second\n"
-    tokens, headers, lists, bold = style_counts(text)
-    assert (headers, lists, bold) == (2, 4, 2)
-    assert tokens == len(text.split())
-    conv = [{"role": "user", "content": "# not counted"}, {"role": "assistant", "content": text},
-            {"role": "assistant", "content": "- three"}]
-    assert conversation_style_counts(conv).tolist() == [tokens + 2, 2, 5, 2]
 
 
 def test_style_features_formula_and_z_score():
