@@ -52,18 +52,38 @@ class SnapshotOutput(serializers.Serializer):
 
 
 class RowOutput(serializers.Serializer):
-    rank = serializers.IntegerField()
-    rank_ub = serializers.IntegerField()
+    rank = serializers.IntegerField(help_text="1 + the models of the same component rated strictly higher.")
+    rank_ub = serializers.IntegerField(
+        help_text="1 + the models of the same component whose ci_low exceeds this model's ci_high.")
     model = serializers.CharField(help_text="The contender's name when the snapshot was fitted.")
     organization = serializers.CharField(source="contender.organization")
     license = serializers.CharField(source="contender.license")
     rating = serializers.FloatField()
-    ci_low = serializers.FloatField(allow_null=True)
-    ci_high = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(
+        allow_null=True, help_text="Lower end of the 95 % interval. null = unbounded below (-inf): in some bootstrap "
+                                   "resamples the model never won (see ci_degenerate_share); method=bayes bounds it.")
+    ci_high = serializers.FloatField(
+        allow_null=True, help_text="Upper end of the 95 % interval. null = unbounded above (+inf): in some bootstrap "
+                                   "resamples the model never lost (see ci_degenerate_share); method=bayes bounds it.")
     votes = serializers.FloatField()
     mu = serializers.FloatField(allow_null=True)
     sigma = serializers.FloatField(allow_null=True)
     p_best = serializers.FloatField(allow_null=True)
+    component = serializers.IntegerField(
+        help_text="Connected component of the comparison graph (models linked by battles, even indirectly): 1 = the "
+                  "one with the most votes. Ratings, ranks and intervals compare models only within a component.")
+    provisional = serializers.BooleanField(
+        help_text="Fewer votes than the snapshot's params.provisional_votes. For bt / pl / elo the interval is then at "
+                  "least the model-based (Fisher) one.")
+    ci_degenerate_share = serializers.FloatField(
+        allow_null=True, help_text="Bootstrap only (else null): share of resamples in which the model never won, "
+                                   "never lost or had no battle, so that its strength had no finite estimate.")
+
+
+class LeaderboardOutput(serializers.Serializer):
+    snapshot = SnapshotOutput()
+    rows = RowOutput(many=True, help_text="By component (1 first), then rank.")
+    style_coefficients = serializers.JSONField()
 
 
 def _config(request: Request) -> LeaderboardConfig:
@@ -81,20 +101,33 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 
 def leaderboard_body(snapshot: Snapshot) -> dict[str, Any]:
-    rows = sorted(snapshot.rows.all(), key=lambda r: (r.rank, -r.rating))
+    rows = sorted(snapshot.rows.all(), key=lambda r: (r.component, r.rank, -r.rating, r.model))
     return {"snapshot": SnapshotOutput(snapshot).data, "rows": RowOutput(rows, many=True).data,
             "style_coefficients": snapshot.style_coefficients}
 
 
+CSV_COLUMNS = ["component", "rank", "rank_ub", "model", "organization", "license", "rating", "ci_low", "ci_high",
+               "votes", "provisional", "ci_degenerate_share", "mu", "sigma", "p_best"]
+# An interval end the data cannot bound is null in JSON; in the CSV it is written as what it means.
+_UNBOUNDED = {"ci_low": "-inf", "ci_high": "inf"}
+
+
 def leaderboard_csv(body: dict[str, Any]) -> str:
+    """The rows as CSV: ``-inf`` / ``inf`` for unbounded interval ends, an empty cell for "not applicable"."""
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ["rank", "rank_ub", "model", "organization", "license", "rating", "ci_low", "ci_high", "votes", "mu",
-               "sigma", "p_best"]
-    writer.writerow(columns)
+    writer.writerow(CSV_COLUMNS)
     for row in body["rows"]:
-        writer.writerow(["" if row[c] is None else row[c] for c in columns])
+        writer.writerow([_csv_cell(c, row[c]) for c in CSV_COLUMNS])
     return out.getvalue()
+
+
+def _csv_cell(column: str, value: object) -> object:
+    if value is None:
+        return _UNBOUNDED.get(column, "")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 class LeaderboardApi(APIView):
@@ -102,9 +135,12 @@ class LeaderboardApi(APIView):
     throttle_scope = "leaderboard"
 
     @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("format", str, enum=["json", "csv"])],
-                   responses={200: None}, operation_id="leaderboard_retrieve",
+                   responses={200: LeaderboardOutput}, operation_id="leaderboard_retrieve",
                    description="Latest snapshot of this configuration (fitted on demand if there is none): rows "
-                               "with contender metadata, and provenance (n_votes, data hash, created, params).")
+                               "with contender metadata, and provenance (n_votes, data hash, created, params). Rows "
+                               "come by component of the comparison graph (1 = most votes), ranked within it. A null "
+                               "ci_low / ci_high means unbounded on that side. format=csv gives the same rows as "
+                               "CSV (columns " + ", ".join(CSV_COLUMNS) + "), with -inf / inf for unbounded ends.")
     def get(self, request: Request) -> Response | HttpResponse:
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):

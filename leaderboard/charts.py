@@ -12,22 +12,27 @@ class Bar:
     low: float   # x of the interval's ends and of the point estimate, in pixels
     high: float
     point: float
+    open_low: bool = False   # the interval is unbounded on that side: the bar runs to the edge, with an arrow
+    open_high: bool = False
 
 
-def interval_bars(rows: Sequence[SnapshotRow], *, width: float = 220.0, pad: float = 6.0) -> list[Bar | None]:
-    """One bar per row on a shared axis spanning every interval; None where a row has no interval."""
+def interval_bars(rows: Sequence[SnapshotRow], *, width: float = 220.0, pad: float = 6.0) -> list[Bar]:
+    """One bar per row on an axis shared by ``rows`` (pass one component's rows: scales differ across components).
+
+    The axis spans every finite interval end and point; an unbounded end (``None``) runs to the edge of the
+    plot and is drawn open (an arrow), never dropped.
+    """
     ends = [v for r in rows for v in (r.ci_low, r.ci_high, r.rating if r.mu is None else r.mu) if v is not None]
-    if not ends:
-        return [None for _ in rows]
-    lo, hi = min(ends), max(ends)
+    lo, hi = (min(ends), max(ends)) if ends else (0.0, 1.0)
     span = (hi - lo) or 1.0
 
     def x(value: float) -> float:
         return round(pad + (value - lo) / span * (width - 2 * pad), 1)
 
     # Bayesian rows rate by the conservative mu - 3 sigma; their interval is around mu, so mark mu.
-    return [Bar(x(r.ci_low), x(r.ci_high), x(r.mu if r.mu is not None else r.rating))
-            if r.ci_low is not None and r.ci_high is not None else None for r in rows]
+    return [Bar(0.0 if r.ci_low is None else x(r.ci_low), width if r.ci_high is None else x(r.ci_high),
+                x(r.mu if r.mu is not None else r.rating), open_low=r.ci_low is None, open_high=r.ci_high is None)
+            for r in rows]
 
 
 def _color(p: float | None) -> str:
@@ -44,7 +49,7 @@ def _color(p: float | None) -> str:
 
 def heatmap_cells(models: Sequence[str], matrix: Sequence[Sequence[float | None]], order: Sequence[str],
                   *, cell: int = 34) -> list[dict[str, object]]:
-    """Cells of the win-rate heatmap, models in ``order`` (the leaderboard's) on both axes."""
+    """Cells of the win-rate heatmap, models in ``order`` (the leaderboard's: by component, then rank) on both axes."""
     index = {m: i for i, m in enumerate(models)}
     cells = []
     for r, row_model in enumerate(order):
@@ -53,3 +58,8 @@ def heatmap_cells(models: Sequence[str], matrix: Sequence[Sequence[float | None]
             cells.append({"x": c * cell, "y": r * cell, "fill": _color(value),
                           "label": "" if value is None else f"{value:.2f}", "row": row_model, "col": col_model})
     return cells
+
+
+def component_breaks(components: Sequence[int], *, cell: int = 34) -> list[float]:
+    """Pixel offsets where the heatmap passes from one component to the next (``components`` in heatmap order)."""
+    return [i * cell for i in range(1, len(components)) if components[i] != components[i - 1]]

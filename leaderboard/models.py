@@ -49,20 +49,32 @@ class SnapshotRow(models.Model):
     contender = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="snapshot_rows")
     model = models.CharField(max_length=200, help_text="The contender's name when fitted (a snapshot is a record).")
     rating = models.FloatField()
-    ci_low = models.FloatField(null=True)
-    ci_high = models.FloatField(null=True)
-    rank = models.PositiveIntegerField()
-    rank_ub = models.PositiveIntegerField()
+    ci_low = models.FloatField(null=True, help_text="Null: unbounded below (-inf).")
+    ci_high = models.FloatField(null=True, help_text="Null: unbounded above (+inf).")
+    rank = models.PositiveIntegerField(help_text="Within the component.")
+    rank_ub = models.PositiveIntegerField(help_text="Within the component.")
     votes = models.FloatField()
     mu = models.FloatField(null=True, blank=True)
     sigma = models.FloatField(null=True, blank=True)
     p_best = models.FloatField(null=True, blank=True)
+    component = models.PositiveIntegerField(
+        default=1, help_text="Connected component of the comparison graph: 1 = most votes. Ranks compare models "
+                             "only within one.")
+    provisional = models.BooleanField(
+        default=False, help_text="Fewer votes than the fit's provisional_votes: interval at least the Fisher one.")
+    ci_degenerate_share = models.FloatField(
+        null=True, blank=True, help_text="Bootstrap: share of resamples in which the model never won, never lost "
+                                         "or had no battle.")
 
     class Meta:
-        ordering = ["snapshot", "rank", "-rating"]
+        ordering = ["snapshot", "component", "rank", "-rating"]
         constraints = [
             models.UniqueConstraint(fields=["snapshot", "contender"], name="snapshotrow_unique_contender"),
             models.CheckConstraint(condition=Q(rank__gte=1, rank_ub__gte=1), name="snapshotrow_rank_positive"),
+            models.CheckConstraint(condition=Q(component__gte=1), name="snapshotrow_component_positive"),
+            models.CheckConstraint(condition=Q(ci_degenerate_share__isnull=True)
+                                   | Q(ci_degenerate_share__gte=0, ci_degenerate_share__lte=1),
+                                   name="snapshotrow_degenerate_share_fraction"),
             models.CheckConstraint(condition=Q(ci_low__isnull=True) | Q(ci_high__isnull=True)
                                    | Q(ci_low__lte=models.F("ci_high")), name="snapshotrow_ci_ordered"),
             models.CheckConstraint(condition=Q(p_best__isnull=True) | Q(p_best__gte=0, p_best__lte=1),

@@ -95,7 +95,8 @@ def leaderboard_refit(*, config: LeaderboardConfig) -> Snapshot:
     SnapshotRow.objects.bulk_create(
         SnapshotRow(snapshot=snapshot, contender_id=contenders[r.model], model=r.model, rating=r.rating,
                     ci_low=_finite(r.ci_low), ci_high=_finite(r.ci_high), rank=r.rank, rank_ub=r.rank_ub,
-                    votes=r.votes, mu=r.mu, sigma=r.sigma, p_best=r.p_best)
+                    votes=r.votes, mu=r.mu, sigma=r.sigma, p_best=r.p_best, component=r.component,
+                    provisional=r.provisional, ci_degenerate_share=r.ci_degenerate_share)
         for r in fit.rows
     )
     snapshot.duration_ms = round((time.perf_counter() - started) * 1000)
@@ -104,6 +105,7 @@ def leaderboard_refit(*, config: LeaderboardConfig) -> Snapshot:
 
 
 def _finite(x: float | None) -> float | None:
+    """An interval end the data cannot bound (+-inf) is stored as NULL: unbounded on that side."""
     return x if x is not None and np.isfinite(x) else None
 
 

@@ -1,6 +1,8 @@
 """The leaderboard page: the same snapshots as the API, with interval bars and the win-rate heatmap."""
 from __future__ import annotations
 
+from itertools import groupby
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -24,20 +26,29 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     except ApplicationError as exc:
         context.update(config=LeaderboardConfig(), error=exc.message, field=exc.field)
         return render(request, "leaderboard/leaderboard.html", context, status=exc.status)
-    rows = sorted(snapshot.rows.all(), key=lambda r: (r.rank, -r.rating))
+    rows = sorted(snapshot.rows.all(), key=lambda r: (r.component, r.rank, -r.rating, r.model))
     order = [r.model for r in rows]
     shares, recent_battles = contender_recent_shares()
+    # One table per component of the comparison graph, largest first (the fit numbers them so): ratings
+    # share no scale across components, so each table has its own interval axis.
+    component_votes = snapshot.params.get("component_votes") or []
+    groups = []
+    for number, members in groupby(rows, key=lambda r: r.component):
+        members = list(members)
+        votes = component_votes[number - 1] if number <= len(component_votes) else sum(r.votes for r in members) / 2
+        groups.append({"number": number, "size": len(members), "votes": votes,
+                       "rows": [(row, bar, shares.get(row.contender_id, 0.0))
+                                for row, bar in zip(members, charts.interval_bars(members), strict=True)]})
     # Across components ratings share no scale: no separation figure there.
     to_separate = None if snapshot.params.get("components", 1) > 1 else votes_to_separate_top(
         [r.rating for r in rows], [r.ci_low for r in rows], [r.ci_high for r in rows], [r.votes for r in rows],
         top=min(10, len(rows))) if len(rows) >= 2 else None
     matrix = snapshot.matrices.get("winrate")
     context.update(
-        config=config, snapshot=snapshot,
-        rows=[(row, bar, shares.get(row.contender_id, 0.0))
-              for row, bar in zip(rows, charts.interval_bars(rows), strict=True)],
+        config=config, snapshot=snapshot, groups=groups, provisional_votes=snapshot.params.get("provisional_votes"),
         recent_battles=recent_battles, to_separate=to_separate, separate_top=min(10, len(rows)),
         heatmap=charts.heatmap_cells(snapshot.models_order, matrix, order, cell=CELL) if matrix else None,
+        heatmap_breaks=charts.component_breaks([r.component for r in rows], cell=CELL),
         heatmap_size=CELL * len(order), heatmap_labels=[(i * CELL + CELL / 2, name) for i, name in enumerate(order)],
         cell=CELL, query=request.GET.urlencode(),
     )

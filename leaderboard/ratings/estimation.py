@@ -20,7 +20,7 @@ import numpy as np
 
 from ._numeric import comparison_components, strength_status
 from .errors import ConvergenceError
-from .newton import Weights, newton_batched
+from .newton import Weights, newton_batched, newton_step_size
 
 __all__ = ["Estimate", "RatingObjective", "centre_theta", "fit_objective", "round_status"]
 
@@ -69,6 +69,9 @@ class Estimate:
         Ridge / prior precision on ``theta`` (0 for the plain MLE).
     n_iter : int
         Newton iterations.
+    max_step : float
+        The largest per-coordinate Newton step still to go at ``x`` (logit units): how far the
+        least-converged parameter may be from the optimum (see :func:`~.newton.newton_step_size`).
     """
 
     objective: RatingObjective
@@ -80,6 +83,7 @@ class Estimate:
     votes: np.ndarray
     l2: float
     n_iter: int
+    max_step: float = 0.0
 
     @property
     def theta(self) -> np.ndarray:
@@ -94,7 +98,7 @@ class Estimate:
 
 
 def centre_theta(theta: np.ndarray, components: np.ndarray, anchor: int | None = None) -> np.ndarray:
-    """Remove the unidentified level: mean 0 per component, or ``theta[anchor] = 0``.
+    """Remove the unidentified level of each component: mean 0, or ``theta[anchor] = 0`` in the anchor's.
 
     Works on a batch ``(R, M)`` as well as one vector; NaN (model unobserved in a bootstrap
     round) and +-inf (diverged) entries are left out of the means so they do not poison the others.
@@ -104,7 +108,9 @@ def centre_theta(theta: np.ndarray, components: np.ndarray, anchor: int | None =
     theta : ndarray, shape (..., M)
     components : ndarray of int, shape (M,)
     anchor : int, optional
-        Index of a model whose strength becomes exactly 0 (shifts all components alike).
+        Index of a model whose strength becomes exactly 0. Only the anchor's own component is
+        shifted to it: the other components never met the anchor (even indirectly), so they keep
+        their own mean 0 rather than an arbitrary offset from it.
 
     Returns
     -------
@@ -112,11 +118,12 @@ def centre_theta(theta: np.ndarray, components: np.ndarray, anchor: int | None =
     """
     theta = np.asarray(theta, dtype=np.float64)
     out = theta.copy()
-    if anchor is not None:
-        return out - out[..., anchor: anchor + 1]
     finite = np.isfinite(theta)
     for comp in range(int(components.max()) + 1 if components.size else 0):
         members = components == comp
+        if anchor is not None and components[anchor] == comp:
+            out[..., members] = theta[..., members] - theta[..., anchor: anchor + 1]
+            continue
         vals = np.where(finite[..., members], theta[..., members], 0.0)
         count = finite[..., members].sum(axis=-1, keepdims=True)
         mean = vals.sum(axis=-1, keepdims=True) / np.maximum(count, 1)
@@ -189,7 +196,7 @@ def _existence_message(models: tuple[str, ...], status: np.ndarray, roots: np.nd
 
 
 def fit_objective(
-    objective: RatingObjective, *, l2: float = 0.0, identify: bool = True, max_iter: int = 100
+    objective: RatingObjective, *, l2: float = 0.0, identify: bool = True, max_iter: int = 100, xtol: float = 1e-6,
 ) -> Estimate:
     """Maximise the (penalised) likelihood of ``objective``.
 
@@ -204,6 +211,12 @@ def fit_objective(
         prior already identifies the level and whose covariance must not see the extra term).
     max_iter : int
         Newton iteration limit.
+    xtol : float
+        Convergence criterion, per coordinate: at the returned point the Newton step still to go
+        (each gradient component scaled by the inverse information, :func:`~.newton.newton_step_size`)
+        is at most ``xtol`` logits (1e-6 logit = 0.0002 rating points) for *every* parameter, a
+        model with two votes as much as one with ten thousand. It is checked once more at the
+        returned point, after the last step.
 
     Returns
     -------
@@ -213,7 +226,7 @@ def fit_objective(
     ------
     ConvergenceError
         If ``l2 == 0`` and the MLE does not exist (checked up front with Zermelo's condition), or
-        if Newton fails to converge.
+        if Newton fails to converge in every coordinate.
     """
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0, got {l2}")
@@ -230,7 +243,19 @@ def fit_objective(
     penalty = identification_penalty(components, objective.n_params) if identify else np.zeros(
         (objective.n_params, objective.n_params))
     penalty[np.arange(m), np.arange(m)] += l2
-    result = newton_batched(objective, weights, objective.x0(), penalty, max_iter=max_iter)
+    result = newton_batched(objective, weights, objective.x0(), penalty, max_iter=max_iter, xtol=xtol,
+                            stop_on_flat=False)
     x = result.x[0].copy()
     x[:m] = centre_theta(x[:m], components)
-    return Estimate(objective, x, result.hessian[0], penalty, components, roots, votes, l2, result.n_iter)
+    # Newton's last step is taken without evaluating where it lands; evaluate there once (cheap for one
+    # round) to confirm that every coordinate has converged and to return the Hessian at x itself.
+    _, _, hessian = objective.derivatives(x[None], weights)
+    hessian = hessian[0] + penalty
+    step = newton_step_size(objective, weights, x[None], penalty)[0]
+    worst = int(np.argmax(step)) if step.size else 0
+    max_step = float(step[worst]) if step.size else 0.0
+    if not max_step <= xtol:
+        name = objective.models[worst] if worst < m else objective.extra_names[worst - m]
+        raise ConvergenceError(f"Newton stopped {max_step:.3g} (natural units) from the optimum of {name!r}; "
+                               f"the criterion is {xtol:g} in every coordinate")
+    return Estimate(objective, x, hessian, penalty, components, roots, votes, l2, result.n_iter, max_step)

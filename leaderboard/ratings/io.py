@@ -6,9 +6,14 @@ counted (:attr:`BattleFile.skipped_self`), a row without ``anony`` is anonymous,
 accepted. Only anonymous battles count unless ``include_named``. Battles are returned in time order
 (a stable sort by time when every counted row has one, file order otherwise).
 
-A plain CSV (no ``anony`` or ``timestamp`` column) has a fast path through pyarrow (multi-threaded,
-dictionary-encoded: a 2M-row file loads in ~0.3 s) that rates exactly the rows the shared reader
-would; on anything odd it falls back to the shared reader, which names the offending row.
+Two fast paths through pyarrow rate exactly the rows the shared reader would, and fall back to it on
+anything odd (it then names the offending row):
+
+- a plain CSV (no ``anony`` or ``timestamp`` column): multi-threaded and dictionary-encoded, a
+  2M-row file loads in ~0.3 s;
+- an LMArena release as JSON Lines (plain or gzip) or Parquet whose rows carry no conversations or
+  metadata (``id, model_a, model_b, winner, category_tag, language, is_code, anony, ...``, the shape of
+  the 140k release without texts): the tags come from columns, 135,634 rows in ~0.3 s instead of ~3 s.
 """
 from __future__ import annotations
 
@@ -89,6 +94,10 @@ def read_battles(
         if fast is not None:
             return fast
         fmt = "csv"
+    if not style and fmt in (None, "lmarena"):
+        fast = _read_release_columns(path, ordered=ordered, category=category, include_named=include_named)
+        if fast is not None:
+            return fast
     rows = read_battle_file(path, fmt)
     kept = [b for b in rows.battles if include_named or b.anonymous]
     skipped_named = len(rows.battles) - len(kept)
@@ -199,3 +208,155 @@ def _read_plain_csv(path: Path, ordered: bool) -> BattleFile | None:
         remap[used] = np.arange(used.size)
         a, b = remap[a], remap[b]
     return BattleFile(EloBattles(models, a, b, outcome), skipped_self=skipped)
+
+
+# ------------------------------------------------------------------------- fast LMArena columns
+# Columns whose meaning the columnar path reproduces exactly; any other column (conversations,
+# conv_metadata, dedup_tag, turn, ...) can add tags or need row-wise parsing: the shared reader does it.
+_RELEASE_COLUMNS = {"id", "model_a", "model_b", "winner", "category_tag", "language", "is_code", "anony",
+                    "evaluation_session_id", "evaluation_order", "timestamp", "tstamp"}
+_FLAG_TAGS = {"math": ("math_v0.1", "math"), "if": ("if_v0.1", "if"),
+              "creative_writing": ("creative_writing_v0.1", "creative_writing")}
+
+
+def _release_table(path: Path):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            return pq.read_table(path)
+        if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
+            compression = "gzip" if name.endswith(".gz") else None
+            with pa.input_stream(path, compression=compression) as stream:
+                return pj.read_json(stream, read_options=pj.ReadOptions(block_size=1 << 22))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError):
+        return None
+    return None
+
+
+def _numpy(array) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A null-free integer or boolean arrow array as NumPy, read from its buffer.
+
+    ``Array.to_numpy`` would be simpler, but its first call imports pandas (~0.2 s, more than the
+    whole read) to check for pandas types this path never meets.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if array.null_count:
+        raise ValueError("nulls must be filled first")
+    if pa.types.is_boolean(array.type):
+        array = pc.cast(array, pa.uint8())
+    dtype = np.dtype(array.type.to_pandas_dtype())
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
+def _flags(column, names: tuple[str, ...]) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+    """``column[names[0]][names[1]] is True`` per row, or None when the column does not have that shape."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in names:
+        if not pa.types.is_struct(column.type) or column.type.get_field_index(name) < 0:
+            return np.zeros(len(column), dtype=bool) if pa.types.is_struct(column.type) else None
+        column = pc.struct_field(column, name)
+    if not pa.types.is_boolean(column.type):
+        return None
+    return _numpy(pc.fill_null(column, False)).astype(bool)
+
+
+def _release_tag_mask(table, tag: str) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+    """Rows carrying ``tag`` as battlefiles.categories.release_tags gives it, from columns; None: cannot tell."""
+    import pyarrow as pa
+
+    from battlefiles.categories import HARD_CRITERIA, language_tag
+
+    rows = table.num_rows
+    names = set(table.column_names)
+    mask = np.zeros(rows, dtype=bool)
+    if "category_tag" in names:
+        column = table.column("category_tag").combine_chunks()
+        if pa.types.is_string(column.type):  # an old-style single category string
+            mask |= np.asarray(column.to_pylist(), dtype=object) == tag
+        elif tag == "hard_6":
+            flags = [_flags(column, ("criteria_v0.1", c)) for c in HARD_CRITERIA]
+            if any(f is None for f in flags):
+                return None
+            mask |= np.sum(flags, axis=0) >= 6
+        elif tag in _FLAG_TAGS:
+            flag = _flags(column, _FLAG_TAGS[tag])
+            if flag is None:
+                return None
+            mask |= flag
+        elif not pa.types.is_struct(column.type) and column.null_count != rows:
+            return None
+    if tag == "coding" and "is_code" in names:
+        column = table.column("is_code")
+        if not pa.types.is_boolean(column.type):
+            return None
+        mask |= _numpy(column.fill_null(False)).astype(bool)
+    if "language" in names:
+        column = table.column("language").combine_chunks()
+        if not pa.types.is_string(column.type):
+            return None
+        languages = column.dictionary_encode()
+        hits = np.array([language_tag(v or "") == tag for v in languages.dictionary.to_pylist()] + [False])
+        mask |= hits[_numpy(languages.indices.fill_null(len(hits) - 1))]
+    return mask
+
+
+def _read_release_columns(path: Path, *, ordered: bool, category: str, include_named: bool) -> BattleFile | None:
+    """An LMArena release without texts, read by columns; None to let the shared reader handle it."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return None
+    table = _release_table(path)
+    if table is None or table.num_rows == 0:
+        return None
+    names = set(table.column_names)
+    if not {"id", "model_a", "model_b", "winner"} <= names or not names <= _RELEASE_COLUMNS:
+        return None
+    if ordered and names & {"timestamp", "tstamp"}:
+        return None  # time order needs the shared reader's time parsing
+    columns = {c: table.column(c).combine_chunks() for c in ("model_a", "model_b", "winner")}
+    if not all(pa.types.is_string(c.type) and c.null_count == 0 for c in columns.values()):
+        return None
+    encoded = {c: columns[c].dictionary_encode() for c in columns}
+    dicts = {c: encoded[c].dictionary.to_pylist() for c in columns}
+    if any(not n.strip() for n in dicts["model_a"] + dicts["model_b"]) or not set(dicts["winner"]) <= WINNERS.keys():
+        return None
+    anonymous = np.ones(table.num_rows, dtype=bool)
+    if "anony" in names:
+        column = table.column("anony")
+        if not pa.types.is_boolean(column.type):
+            return None
+        anonymous = _numpy(column.fill_null(True)).astype(bool)
+    tagged = np.ones(table.num_rows, dtype=bool)
+    if category:
+        mask = _release_tag_mask(table, category)
+        if mask is None:
+            return None
+        tagged = mask
+    models = tuple(sorted(set(dicts["model_a"]) | set(dicts["model_b"])))
+    position = {name: i for i, name in enumerate(models)}
+    a = np.array([position[n] for n in dicts["model_a"]], dtype=np.int64)[_numpy(encoded["model_a"].indices)]
+    b = np.array([position[n] for n in dicts["model_b"]], dtype=np.int64)[_numpy(encoded["model_b"].indices)]
+    winners = [OUTCOME_CODES[WINNERS[w]] for w in dicts["winner"]]
+    outcome = np.array(winners, dtype=np.int8)[_numpy(encoded["winner"].indices)]
+    pairwise = a != b
+    named_out = pairwise & ~anonymous & (not include_named)
+    kept = pairwise & ~named_out
+    counted = kept & tagged
+    if not counted.any():
+        return None  # the shared reader says why
+    used = np.unique(np.concatenate([a[counted], b[counted]]))
+    remap = np.full(len(models), -1, dtype=np.int64)
+    remap[used] = np.arange(used.size)
+    battles = EloBattles(tuple(models[i] for i in used), remap[a[counted]], remap[b[counted]], outcome[counted])
+    return BattleFile(battles, skipped_self=int((~pairwise).sum()), skipped_named=int(named_out.sum()),
+                      skipped_category=int((kept & ~tagged).sum()))

@@ -15,7 +15,7 @@ import numpy as np
 from ._blas import single_threaded_blas
 from .errors import ConvergenceError
 
-__all__ = ["NewtonResult", "Objective", "Weights", "newton_batched", "take_weights"]
+__all__ = ["NewtonResult", "Objective", "Weights", "newton_batched", "newton_step_size", "take_weights"]
 
 #: Per-round data weights: a tuple of arrays whose first axis is the round.
 Weights = tuple[np.ndarray, ...]
@@ -88,6 +88,33 @@ def _newton_step(h: np.ndarray, g: np.ndarray) -> np.ndarray:
         raise ConvergenceError(f"singular Hessian: the parameters are not identified ({exc})") from exc
 
 
+def newton_step_size(objective: Objective, weights: Weights, x: np.ndarray,
+                     penalty: np.ndarray | None = None) -> np.ndarray:
+    """Per-coordinate distance to the optimum still to go: ``|H^-1 g|`` at ``x``, shape (R, P).
+
+    This is the convergence criterion of :func:`newton_batched`: each coordinate's gradient scaled
+    by the information about it (the inverse Hessian, which also accounts for how the coordinates
+    are coupled), in the parameters' own units (logits for strengths). Unlike a relative change of
+    the total loss, it does not let a model with two votes stop early just because its share of a
+    loss summed over 100,000 battles is tiny.
+
+    Parameters
+    ----------
+    objective : Objective
+    weights : tuple of ndarray
+        Per-round data weights, first axis R.
+    x : ndarray, shape (R, P)
+    penalty : ndarray, shape (P, P), optional
+
+    Returns
+    -------
+    ndarray, shape (R, P)
+    """
+    with single_threaded_blas():
+        _, g, h = _penalised(objective, np.atleast_2d(x), weights, penalty)
+        return np.abs(_newton_step(h, g))
+
+
 def newton_batched(
     objective: Objective,
     weights: Weights,
@@ -96,6 +123,7 @@ def newton_batched(
     *,
     max_iter: int = 100,
     xtol: float = 1e-6,
+    stop_on_flat: bool = True,
 ) -> NewtonResult:
     """Minimise ``objective(x, weights[r]) + x' Q x / 2`` for every round r at once.
 
@@ -116,7 +144,12 @@ def newton_batched(
         A round whose Newton step is below ``xtol`` in every coordinate takes that step without a
         line search and stops: with quadratic convergence its remaining error is of order
         ``xtol ** 2`` (~1e-12), and skipping the evaluation at the final point saves a full
-        gradient/Hessian pass per solve.
+        gradient/Hessian pass per solve. The criterion is per coordinate (see
+        :func:`newton_step_size`), so every model's strength is converged, however few its votes.
+    stop_on_flat : bool
+        Stop a round whose Newton decrement vanishes while its step does not (a direction with no
+        finite optimum, as in a separated bootstrap resample) instead of iterating to ``max_iter``.
+        The point fit turns this off: it must converge in every coordinate or raise.
 
     Returns
     -------
@@ -129,11 +162,12 @@ def newton_batched(
         If a round has not converged after ``max_iter`` iterations or its line search fails.
     """
     with single_threaded_blas():
-        return _newton(objective, weights, x0, penalty, max_iter, xtol)
+        return _newton(objective, weights, x0, penalty, max_iter, xtol, stop_on_flat)
 
 
 def _newton(
-    objective: Objective, weights: Weights, x0: np.ndarray, penalty: np.ndarray | None, max_iter: int, xtol: float
+    objective: Objective, weights: Weights, x0: np.ndarray, penalty: np.ndarray | None, max_iter: int, xtol: float,
+    stop_on_flat: bool,
 ) -> NewtonResult:
     n_rounds = weights[0].shape[0]
     x = np.array(np.broadcast_to(x0, (n_rounds, np.shape(x0)[-1])), dtype=np.float64)
@@ -154,8 +188,9 @@ def _newton(
         decrement = -np.einsum("rp,rp->r", g[active], step)
         _line_search(objective, weights, penalty, x, f, g, h, active, step, decrement)
         # A vanishing decrement with a sizeable step means a flat direction (no finite optimum):
-        # stop there rather than spin until max_iter.
-        active = active[decrement > 1e-20]
+        # stop there rather than spin until max_iter (bootstrap rounds only; see stop_on_flat).
+        if stop_on_flat:
+            active = active[decrement > 1e-20]
     return NewtonResult(x, f, h, n_iter)
 
 

@@ -2,8 +2,9 @@
 
 A rating difference of 400 points means odds of 10:1, as in Elo. Strengths ``theta`` are only
 identified up to a constant per connected component, so ratings are centred so that the mean
-model of each component is 1000, or shifted so that a named anchor model is exactly 1000.
-The same function is applied to the point estimate and to every bootstrap round.
+model of each component is 1000, or shifted so that a named anchor model is exactly 1000 -- in
+the anchor's own component only: the other components never met the anchor, so they stay centred
+on their own mean. The same function is applied to the point estimate and to every bootstrap round.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def theta_to_rating(theta: np.ndarray, components: np.ndarray, anchor: int | Non
     components : ndarray of int, shape (M,)
         Component labels; each component is centred separately.
     anchor : int, optional
-        Model index that gets exactly ``RATING_CENTER``.
+        Model index that gets exactly ``RATING_CENTER`` (its component is shifted with it; the
+        other components keep their own mean at ``RATING_CENTER``).
 
     Returns
     -------
@@ -46,9 +48,10 @@ def rating_jacobian(components: np.ndarray, anchor: int | None = None) -> np.nda
     """Matrix ``T`` with ``rating - 1000 = T @ theta``, to push covariances to the rating scale."""
     m = components.size
     eye = np.eye(m)
-    if anchor is not None:
-        t = eye.copy()
-        t[:, anchor] -= 1.0
-        return RATING_SCALE * t
     same = (components[:, None] == components[None, :]).astype(np.float64)
-    return RATING_SCALE * (eye - same / same.sum(axis=1, keepdims=True))
+    t = eye - same / same.sum(axis=1, keepdims=True)
+    if anchor is not None:
+        members = np.flatnonzero(components == components[anchor])
+        t[members] = eye[members]
+        t[members, anchor] -= 1.0
+    return RATING_SCALE * t

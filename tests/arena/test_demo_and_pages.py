@@ -21,17 +21,17 @@ def seed() -> str:
 
 
 def test_seed_demo_loads_pool_and_real_votes_and_is_idempotent():
-    assert "2061 battles added" in seed()
+    assert "2060 battles added" in seed()
     assert PoolResponse.objects.count() == 96
-    assert Vote.objects.count() == 2061
-    assert "0 battles added, 2061 already present" in seed()
-    assert Vote.objects.count() == 2061 and PoolResponse.objects.count() == 96
+    assert Vote.objects.count() == 2060
+    assert "0 battles added, 2060 already present" in seed()
+    assert Vote.objects.count() == 2060 and PoolResponse.objects.count() == 96
 
 
 def test_home_page_shows_the_seeded_arena(client):
     seed()
     html = client.get("/").content.decode()
-    assert "2061 votes" in html
+    assert "2060 votes" in html
     assert "imagenhub_SDXLTurbo_generation" in html and "verbose-70b" in html
 
 

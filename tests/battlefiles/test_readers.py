@@ -5,6 +5,7 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -123,3 +124,35 @@ def test_files_that_are_not_what_they_say(tmp_path):
     (tmp_path / "own.jsonl").write_text('{"models": ["a", "b", "c"], "vote": {"best": 0}}\n')
     with pytest.raises(BattleFileError, match="import_battles"):
         read_battle_file(tmp_path / "own.jsonl")
+
+
+RELEASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "lmarena" / (
+    "arena_140k_votes.from_chatbot.data.rds.jsonl.gz")
+
+
+@pytest.mark.skipif(not RELEASE.exists(), reason="shared/data/lmarena is not on this machine")
+@pytest.mark.parametrize("category", ["", "hard_6", "math", "if", "creative_writing", "coding", "english"])
+def test_the_columnar_fast_path_rates_exactly_the_rows_of_the_shared_reader(category, monkeypatch):
+    import leaderboard.ratings.io as ratings_io
+
+    calls = []
+    columnar = ratings_io._read_release_columns
+    monkeypatch.setattr(ratings_io, "_read_release_columns", lambda *a, **k: calls.append(1) or columnar(*a, **k))
+    try:
+        fast = read_battles(RELEASE, ordered=False, category=category)
+    except BattleFileError as exc:  # no row has the tag (no language or is_code in this file): both must say so
+        fast = exc
+    assert calls == [1]
+    monkeypatch.setattr(ratings_io, "_read_release_columns", lambda *a, **k: None)
+    try:
+        slow = read_battles(RELEASE, ordered=False, category=category)
+    except BattleFileError as exc:
+        assert isinstance(fast, BattleFileError) and str(fast) == str(exc)
+        return
+    assert not isinstance(fast, BattleFileError)
+    assert fast.battles.models == slow.battles.models
+    for key in ("a", "b", "outcome"):
+        np.testing.assert_array_equal(getattr(fast.battles, key), getattr(slow.battles, key))
+    assert (fast.skipped_self, fast.skipped_named, fast.skipped_category) == (
+        slow.skipped_self, slow.skipped_named, slow.skipped_category)
+    assert fast.skipped_self == 10

@@ -14,7 +14,8 @@ from leaderboard.ratings.__main__ import main
 from leaderboard.ratings.io import BattleFileError, read_battles
 
 ROOT = Path(__file__).resolve().parents[3]
-KEYS = ["model", "rating", "ci_low", "ci_high", "rank", "rank_ub", "votes"]
+KEYS = ["model", "rating", "ci_low", "ci_high", "rank", "rank_ub", "votes", "component", "provisional",
+        "ci_degenerate_share"]
 
 
 def run(argv: list[str], capsys) -> tuple[int, list[dict] | None, str]:
@@ -52,8 +53,11 @@ def test_real_fastchat_file_all_methods(method, capsys):
     assert len(rows) == 13
     expected = KEYS + (["mu", "sigma", "p_best"] if method == "bayes" else [])
     assert all(list(r) == expected for r in rows)
-    ratings = [r["rating"] for r in rows]
-    assert ratings == sorted(ratings, reverse=True)
+    # Two components (generation / edition models never met): rows by component, then by rating.
+    assert [r["component"] for r in rows] == [1] * 6 + [2] * 7
+    for c in (1, 2):
+        ratings = [r["rating"] for r in rows if r["component"] == c]
+        assert ratings == sorted(ratings, reverse=True)
     assert sum(r["votes"] for r in rows) == 2 * 1515  # anonymous battles only, each counted for both models
     if method == "bayes":
         assert sum(r["p_best"] for r in rows) == pytest.approx(1.0)

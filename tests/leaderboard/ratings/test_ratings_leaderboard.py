@@ -80,6 +80,7 @@ def test_argument_errors(small_pairs, kwargs, message):
 def test_json_records_have_the_cli_keys(small_pairs):
     pairs, _ = small_pairs
     rec = leaderboard_fit(pairs, ci="sandwich").to_records()[0]
-    assert list(rec) == ["model", "rating", "ci_low", "ci_high", "rank", "rank_ub", "votes"]
+    assert list(rec) == ["model", "rating", "ci_low", "ci_high", "rank", "rank_ub", "votes", "component",
+                         "provisional", "ci_degenerate_share"]
     bayes = leaderboard_fit(pairs, method="bayes").to_records()[0]
     assert list(bayes)[-3:] == ["mu", "sigma", "p_best"]
