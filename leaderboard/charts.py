@@ -19,19 +19,25 @@ class Bar:
 def interval_bars(rows: Sequence[SnapshotRow], *, width: float = 220.0, pad: float = 6.0) -> list[Bar]:
     """One bar per row on an axis shared by ``rows`` (pass one component's rows: scales differ across components).
 
-    The axis spans every finite interval end and point; an unbounded end (``None``) runs to the edge of the
-    plot and is drawn open (an arrow), never dropped.
+    The axis spans every point and the finite interval ends of the models that are not provisional (when
+    there are any): a one-vote model's interval, hundreds of points wide, would otherwise shrink every other
+    bar to a dot. An end beyond the axis, or unbounded (``None``), runs to the edge of the plot and is drawn
+    open (an arrow); the numbers beside the bar say where it really ends.
     """
-    ends = [v for r in rows for v in (r.ci_low, r.ci_high, r.rating if r.mu is None else r.mu) if v is not None]
+    def point(r: SnapshotRow) -> float:  # Bayesian rows rate by the conservative mu - 3 sigma; mark mu
+        return r.mu if r.mu is not None else r.rating
+
+    settled = [r for r in rows if not r.provisional] or list(rows)
+    ends = [v for r in settled for v in (r.ci_low, r.ci_high) if v is not None] + [point(r) for r in rows]
     lo, hi = (min(ends), max(ends)) if ends else (0.0, 1.0)
     span = (hi - lo) or 1.0
 
     def x(value: float) -> float:
-        return round(pad + (value - lo) / span * (width - 2 * pad), 1)
+        return round(pad + (min(max(value, lo), hi) - lo) / span * (width - 2 * pad), 1)
 
-    # Bayesian rows rate by the conservative mu - 3 sigma; their interval is around mu, so mark mu.
-    return [Bar(0.0 if r.ci_low is None else x(r.ci_low), width if r.ci_high is None else x(r.ci_high),
-                x(r.mu if r.mu is not None else r.rating), open_low=r.ci_low is None, open_high=r.ci_high is None)
+    return [Bar(0.0 if r.ci_low is None or r.ci_low < lo else x(r.ci_low),
+                width if r.ci_high is None or r.ci_high > hi else x(r.ci_high), x(point(r)),
+                open_low=r.ci_low is None or r.ci_low < lo, open_high=r.ci_high is None or r.ci_high > hi)
             for r in rows]
 
 
