@@ -241,14 +241,22 @@ def _numpy(array) -> np.ndarray:  # type: ignore[no-untyped-def]
     """A null-free integer or boolean arrow array as NumPy, read from its buffer.
 
     ``Array.to_numpy`` would be simpler, but its first call imports pandas (~0.2 s, more than the
-    whole read) to check for pandas types this path never meets.
+    whole read) to check for pandas types this path never meets; so does turning a Python value into
+    an arrow scalar (``fill_null(False)``), hence the Kleene logic in the callers.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
     if array.null_count:
-        raise ValueError("nulls must be filled first")
+        raise ValueError("nulls must be resolved first")
+    return _numpy_unchecked(array)
+
+
+def _numpy_unchecked(array) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """As :func:`_numpy`, leaving whatever the buffer holds at null positions (the caller masks them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if pa.types.is_boolean(array.type):
         array = pc.cast(array, pa.uint8())
     dtype = np.dtype(array.type.to_pandas_dtype())
@@ -266,12 +274,13 @@ def _flags(column, names: tuple[str, ...]) -> np.ndarray | None:  # type: ignore
         column = pc.struct_field(column, name)
     if not pa.types.is_boolean(column.type):
         return None
-    return _numpy(pc.fill_null(column, False)).astype(bool)
+    return _numpy(pc.and_kleene(column, pc.is_valid(column))).astype(bool)  # null -> False
 
 
 def _release_tag_mask(table, tag: str) -> np.ndarray | None:  # type: ignore[no-untyped-def]
     """Rows carrying ``tag`` as battlefiles.categories.release_tags gives it, from columns; None: cannot tell."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from battlefiles.categories import HARD_CRITERIA, language_tag
 
@@ -298,14 +307,15 @@ def _release_tag_mask(table, tag: str) -> np.ndarray | None:  # type: ignore[no-
         column = table.column("is_code")
         if not pa.types.is_boolean(column.type):
             return None
-        mask |= _numpy(column.fill_null(False)).astype(bool)
+        mask |= _numpy(pc.and_kleene(column, pc.is_valid(column))).astype(bool)
     if "language" in names:
         column = table.column("language").combine_chunks()
         if not pa.types.is_string(column.type):
             return None
         languages = column.dictionary_encode()
         hits = np.array([language_tag(v or "") == tag for v in languages.dictionary.to_pylist()] + [False])
-        mask |= hits[_numpy(languages.indices.fill_null(len(hits) - 1))]
+        valid = _numpy(pc.is_valid(languages.indices)).astype(bool)
+        mask |= hits[np.where(valid, _numpy_unchecked(languages.indices), len(hits) - 1)]
     return mask
 
 
@@ -313,6 +323,7 @@ def _read_release_columns(path: Path, *, ordered: bool, category: str, include_n
     """An LMArena release without texts, read by columns; None to let the shared reader handle it."""
     try:
         import pyarrow as pa
+        import pyarrow.compute as pc
     except ImportError:
         return None
     table = _release_table(path)
@@ -335,7 +346,7 @@ def _read_release_columns(path: Path, *, ordered: bool, category: str, include_n
         column = table.column("anony")
         if not pa.types.is_boolean(column.type):
             return None
-        anonymous = _numpy(column.fill_null(True)).astype(bool)
+        anonymous = _numpy(pc.or_kleene(column, pc.is_null(column))).astype(bool)  # null -> True
     tagged = np.ones(table.num_rows, dtype=bool)
     if category:
         mask = _release_tag_mask(table, category)

@@ -156,3 +156,38 @@ def test_the_columnar_fast_path_rates_exactly_the_rows_of_the_shared_reader(cate
     assert (fast.skipped_self, fast.skipped_named, fast.skipped_category) == (
         slow.skipped_self, slow.skipped_named, slow.skipped_category)
     assert fast.skipped_self == 10
+
+
+@pytest.mark.parametrize("category", ["", "coding", "english", "german", "hard_6", "math"])
+@pytest.mark.parametrize("include_named", [False, True])
+def test_the_columnar_path_treats_missing_values_as_the_shared_reader_does(tmp_path, monkeypatch, category,
+                                                                            include_named):
+    import leaderboard.ratings.io as ratings_io
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(400):
+        a, b = rng.choice(["m1", "m2", "m3", "m4"], 2, replace=bool(i % 50 == 0))
+        row = {"id": f"r{i}", "model_a": str(a), "model_b": str(b),
+               "winner": str(rng.choice(["model_a", "model_b", "tie", "both_bad", "tie (bothbad)"])),
+               "anony": [True, False, None][i % 3], "is_code": [True, False, None][i % 4 % 3],
+               "language": ["en", "de", None, "und", "English"][i % 5],
+               "category_tag": None if i % 7 == 0 else {
+                   "criteria_v0.1": {c: bool(rng.random() < 0.8) if i % 11 else None for c in (
+                       "complexity", "creativity", "domain_knowledge", "problem_solving", "real_world", "specificity",
+                       "technical_accuracy")},
+                   "math_v0.1": {"math": [True, False, None][i % 3]}}}
+        rows.append(row)
+    path = tmp_path / "release.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in rows)
+    assert ratings_io._read_release_columns(path, ordered=False, category=category,
+                                            include_named=include_named) is not None  # the fast path is taken
+    fast = read_battles(path, ordered=False, category=category, include_named=include_named)
+    monkeypatch.setattr(ratings_io, "_read_release_columns", lambda *a, **k: None)
+    slow = read_battles(path, ordered=False, category=category, include_named=include_named)
+    assert fast.battles.models == slow.battles.models
+    for key in ("a", "b", "outcome"):
+        np.testing.assert_array_equal(getattr(fast.battles, key), getattr(slow.battles, key))
+    assert (fast.skipped_self, fast.skipped_named, fast.skipped_category) == (
+        slow.skipped_self, slow.skipped_named, slow.skipped_category)
