@@ -26,7 +26,8 @@ Entry point
     ) -> LeaderboardFit
 
 ``LeaderboardFit.rows`` is a list of :class:`LeaderboardRow` ``(model, rating, ci_low, ci_high,
-rank, rank_ub, votes[, mu, sigma, p_best])`` sorted by rating (descending); ``.params`` holds the
+rank, rank_ub, votes, component, provisional, ci_degenerate_share[, mu, sigma, p_best])`` by component,
+then by rating (descending); ``.params`` holds the
 settings and fitted scalars (tie parameter, number of components, ...); ``.theta`` the strengths on
 the natural scale; ``.style_coefficients`` the style effects. ``.to_records()`` gives the CLI's JSON.
 

@@ -6,8 +6,10 @@
         [--ties half|davidson|rao-kupper] [--bootstrap R] [--ci bootstrap|sandwich] [--style-control]
         [--seed S] [--exclude-ties] [--anchor MODEL] [--include-named] [--l2 L]
 
-Prints a JSON list of ``{model, rating, ci_low, ci_high, rank, rank_ub, votes}`` (bayes adds
-``mu, sigma, p_best``) sorted by rating, descending; unbounded interval ends are ``null``.
+Prints a JSON list of ``{model, rating, ci_low, ci_high, rank, rank_ub, votes, component, provisional,
+ci_degenerate_share}`` (bayes adds ``mu, sigma, p_best``) by component of the comparison graph (1 = most
+votes), then by rating, descending; ranks are within a component; unbounded interval ends are ``null``.
+Skipped rows (self-battles, named battles, battles without ``--category``'s tag) are counted on stderr.
 Exit status: 0 on success, 2 for a bad file or bad arguments (message on stderr naming the row),
 1 when the ratings cannot be estimated (e.g. the MLE does not exist).
 """
