@@ -179,20 +179,25 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def raw_rows(path: str | Path, fmt: str | None = None) -> tuple[str, Iterator[tuple[str, Any]]]:
-    """``(format, rows)``: every row of the file as ``(where, object)``, before parsing."""
+    """``(format, rows)``: every row of the file as ``(where, object)``, before parsing.
+
+    With ``fmt`` given, the name only says how the file is packed: a ``.parquet`` file is Parquet, a
+    ``.json`` file one JSON list, anything else JSON Lines (for ``lmarena`` and the arena's ``jsonl``;
+    ``fastchat`` files are JSON lists whatever their name); ``.gz`` is decompressed.
+    """
     path = Path(path)
+    if fmt is not None and fmt not in (*FORMATS, "jsonl"):
+        raise BattleFileError("file", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     ext, compressed = _suffixes(path)
     fmt = fmt or detect_format(path)
     if fmt == "csv":
         return fmt, _csv_rows(path)
-    if fmt in ("lmarena", "fastchat", "json", "jsonl") and ext == ".parquet":
+    if ext == ".parquet":
         return "lmarena", _parquet_rows(path)
-    if ext in (".jsonl", ".ndjson"):
+    if fmt == "jsonl" or (fmt == "lmarena" and ext != ".json"):
         return fmt, _jsonl_rows(path, compressed)
-    if fmt in ("fastchat", "lmarena", "json"):
-        rows, kind = _json_rows(path, compressed)
-        return (kind if fmt == "json" else fmt), ((f"row {i}", row) for i, row in enumerate(rows, start=1))
-    raise BattleFileError("file", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    rows, kind = _json_rows(path, compressed)
+    return (kind if fmt == "json" else fmt), ((f"row {i}", row) for i, row in enumerate(rows, start=1))
 
 
 def read_battle_file(path: str | Path, fmt: str | None = None) -> BattleRows:

@@ -191,3 +191,13 @@ def test_the_columnar_path_treats_missing_values_as_the_shared_reader_does(tmp_p
         np.testing.assert_array_equal(getattr(fast.battles, key), getattr(slow.battles, key))
     assert (fast.skipped_self, fast.skipped_named, fast.skipped_category) == (
         slow.skipped_self, slow.skipped_named, slow.skipped_category)
+
+
+def test_a_given_format_reads_a_file_whatever_its_name(tmp_path):
+    line = json.dumps({"id": "z1", "model_a": "m1", "model_b": "m2", "winner": "both_bad"}) + "\n"
+    (tmp_path / "votes.txt").write_text(line)
+    (tmp_path / "votes.json").write_text(json.dumps([json.loads(line)]))
+    assert [b.winner for b in read_battle_file(tmp_path / "votes.txt", "lmarena").battles] == ["both_bad"]
+    assert [b.battle_id for b in read_battle_file(tmp_path / "votes.json", "lmarena").battles] == ["z1"]
+    with pytest.raises(BattleFileError, match="unknown format 'xml'"):
+        read_battle_file(tmp_path / "votes.txt", "xml")
