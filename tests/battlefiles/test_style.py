@@ -48,6 +48,6 @@ def test_counts_from_text_match_lmarena_metadata_on_its_100_rows():
     # Tokens: whitespace words against LMArena's tokenizer; about half as many, but the style covariate
     # (a - b) / (a + b + 1) is a ratio, and it agrees closely.
     ratio = ours[:, 0] / theirs[:, 0]
-    assert 0.3 < np.median(ratio) < 0.7
+    assert np.median(ratio) == pytest.approx(0.4769, abs=5e-4)  # words per tokenizer token, on these rows
     covariate = lambda c: (c[0::2] - c[1::2]) / (c[0::2] + c[1::2] + 1)  # noqa: E731
     assert np.corrcoef(covariate(ours[:, 0]), covariate(theirs[:, 0]))[0, 1] > 0.95
