@@ -21,12 +21,12 @@ from rest_framework.views import APIView
 from config.errors import Forbidden, ValidationFailed
 
 from .captcha import captcha_enforce
-from .choices import VoteChoice
 from .identity import voter_for_read, voter_from_request
 from .models import MAX_K, MIN_K, Outcome
 from .ratelimit import rate_limit_enforce
 from .selectors import battle_access, battle_view, contender_list
 from .services import SlotInput, battle_continue, battle_create, battle_open, battle_void_if_stalled, vote_record
+from .verdicts import VoteChoice
 
 
 class ContenderOutput(serializers.Serializer):

@@ -21,7 +21,6 @@ from config.errors import Conflict, ValidationFailed
 from leaderboard.tasks import leaderboard_refit_soon
 from trainer.tasks import training_trigger_soon
 
-from .choices import VoteChoice
 from .fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
 from .leaks import find_identity_leak, identity_terms
 from .models import (
@@ -45,6 +44,7 @@ from .models import (
 from .selectors import battle_access, battle_can_continue
 from .sources import LIVE_KINDS
 from .tasks import moderation_run_soon
+from .verdicts import VoteChoice
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import math
 import numpy as np
 from django.db import transaction
 
-from arena.choices import VoteChoice
 from arena.models import Contender, PoolResponse, Vote, VoteKind
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
+from arena.verdicts import VoteChoice
 
 from .models import Audit, Judge, JudgeRun, RunStatus
 from .selectors import RunFilters

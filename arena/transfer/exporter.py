@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 from django.db.models import Prefetch
 
-from ..choices import VoteChoice
 from ..models import BattleSlot, Vote
+from ..verdicts import VoteChoice
 from .formats import TIME_FROM_IMPORT, BattleRecord
 
 

@@ -21,8 +21,8 @@ from battlefiles.records import parse_bool, parse_time
 from battlefiles.style import StyleCounts
 from config.errors import ValidationFailed
 
-from ..choices import VoteChoice
 from ..models import MAX_K, MIN_K, Outcome, VoteKind
+from ..verdicts import VoteChoice
 
 FORMATS = ("fastchat", "lmarena", "jsonl", "csv")
 

@@ -11,7 +11,6 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from arena.choices import VoteChoice
 from arena.models import (
     Battle,
     BattleSlot,
@@ -27,6 +26,7 @@ from arena.models import (
 from arena.moderation import prompts_flag_duplicates, voters_flag_anomalous
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
 from arena.tasks import moderation_run_soon, moderation_run_task
+from arena.verdicts import VoteChoice
 from benchmarks.anomaly_simulation import OUTCOMES, simulate_arena
 
 pytestmark = pytest.mark.django_db

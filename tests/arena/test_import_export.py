@@ -222,9 +222,9 @@ def test_an_import_inside_a_transaction_turns_the_triggers_back_on(tmp_path):
 def test_the_importer_refuses_records_that_break_the_model_from_any_caller():
     from datetime import UTC, datetime
 
-    from arena.choices import VoteChoice
     from arena.transfer.formats import BattleRecord
     from arena.transfer.importer import battles_import
+    from arena.verdicts import VoteChoice
 
     bad = BattleRecord(models=("m1", "m2", "m3"), choice=VoteChoice("pairwise", outcome="a"), voter_key="v",
                        created=datetime(2024, 1, 1, tzinfo=UTC))

@@ -11,13 +11,13 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
-from arena.choices import VoteChoice
 from arena.matchmaking import POLICIES, ContenderStats
 from arena.matchmaking.health import source_failing, source_failure_record, source_success_record
 from arena.matchmaking.selectors import contender_stats
 from arena.matchmaking.services import contenders_choose
 from arena.models import Battle, Contender
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
+from arena.verdicts import VoteChoice
 from config.errors import ValidationFailed
 from leaderboard.models import Snapshot
 

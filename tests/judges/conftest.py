@@ -5,9 +5,9 @@ from collections.abc import Callable
 
 import pytest
 
-from arena.choices import VoteChoice
 from arena.models import Battle, Contender, VoteKind
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
+from arena.verdicts import VoteChoice
 
 ANSWERS = {
     "alpha-7b": "Short answer.",

@@ -13,9 +13,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from arena.choices import VoteChoice
 from arena.models import Battle, BattleSlot, Contender, Vote, VoteFlag, VoteFlagCode, VoteKind
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
+from arena.verdicts import VoteChoice
 from leaderboard.config import LeaderboardConfig
 from leaderboard.models import Snapshot, SnapshotRow
 from trainer.models import PreferenceDataset

@@ -10,10 +10,10 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from arena.choices import VoteChoice
 from arena.live.coordinator import generation_wait
 from arena.models import Battle, Contender, VoteKind
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
+from arena.verdicts import VoteChoice
 from tests.support.fixtures import ENDINGS, SUBJECTS, VERBS
 from trainer.jobs import jobs_fail_stale
 from trainer.models import JobStatus, PreferenceDataset, TrainingJob

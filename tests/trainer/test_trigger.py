@@ -7,9 +7,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena.choices import VoteChoice
 from arena.models import Contender, VoteKind
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
+from arena.verdicts import VoteChoice
 from trainer.jobs import job_create
 from trainer.models import PreferenceDataset, TrainingJob
 from trainer.services import dataset_build
