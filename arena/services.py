@@ -18,10 +18,9 @@ from django.utils import timezone
 
 from battlefiles import conversation_style_counts, site_tags, text_style_counts
 from config.errors import Conflict, ValidationFailed
-from leaderboard.tasks import leaderboard_refit_soon
-from trainer.tasks import training_trigger_soon
 
 from .fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
+from .hooks import after_vote_run
 from .leaks import find_identity_leak, identity_terms
 from .models import (
     MAX_K,
@@ -207,9 +206,8 @@ def _describe(battle: Battle, slots: Sequence[BattleSlot]) -> None:
 
 
 def _after_vote() -> None:
-    leaderboard_refit_soon()
     moderation_run_soon()
-    training_trigger_soon()
+    after_vote_run()  # what other apps subscribed (arena.hooks): leaderboard refits, the training trigger
 
 
 def battle_expired(battle: Battle) -> bool:

@@ -6,10 +6,8 @@ from collections.abc import Sequence
 import numpy as np
 from django.db.models import Count
 
+from arena.hooks import contender_ratings
 from arena.models import BattleSlot, BattleStatus, Contender
-from leaderboard.config import LeaderboardConfig
-from leaderboard.models import SnapshotRow
-from leaderboard.selectors import snapshot_latest
 
 from .health import source_failing
 from .policies import ContenderStats
@@ -27,23 +25,6 @@ def voted_battle_counts(contender_ids: Sequence[int]) -> dict[int, int]:
     return dict(rows)
 
 
-def latest_ratings(contender_ids: Sequence[int]) -> dict[int, tuple[float, float, float]]:
-    """(rating, ci_low, ci_high) per contender from the latest snapshot of the default leaderboard.
-
-    NaN stands for an unknown bound; contenders not in the snapshot (or no snapshot at all) are absent.
-    """
-    snapshot = snapshot_latest(LeaderboardConfig())
-    if snapshot is None:
-        return {}
-    rows = SnapshotRow.objects.filter(snapshot=snapshot, contender_id__in=contender_ids).values_list(
-        "contender_id", "rating", "ci_low", "ci_high")
-    return {cid: (rating, _nan_if_none(low), _nan_if_none(high)) for cid, rating, low, high in rows}
-
-
-def _nan_if_none(value: float | None) -> float:
-    return np.nan if value is None else float(value)
-
-
 def contender_stats(*, candidates: Sequence[Contender], with_snapshot: bool = False) -> ContenderStats:
     """The policy's view of ``candidates``, index ``i`` describing ``candidates[i]``.
 
@@ -57,7 +38,7 @@ def contender_stats(*, candidates: Sequence[Contender], with_snapshot: bool = Fa
         raise ValueError("each candidate may appear once")  # a policy could otherwise pick one model twice
     counts = voted_battle_counts(ids)
     failing = source_failing(ids)
-    ratings = latest_ratings(ids) if with_snapshot else {}
+    ratings = contender_ratings(ids) if with_snapshot else {}
     unknown = (np.nan, np.nan, np.nan)
     rated = np.array([ratings.get(i, unknown) for i in ids], dtype=np.float64).reshape(len(ids), 3)
     return ContenderStats(
