@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT.parent / "shared" / "data" / "lmarena" / "arena_140k_votes.from_chatbot.data.rds.jsonl.gz"
+RELEASE = ROOT / "tests" / "fixtures" / "lmarena" / "arena_140k_votes.jsonl.gz"  # = shared/data's copy
 DATABASE = "arena_bench_lmarena"
 
 

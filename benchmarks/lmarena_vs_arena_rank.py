@@ -12,7 +12,7 @@ Run (from the repository root):
         [--converge] [--hessian-reg 1e-5] [--arena-venv /tmp/arenarank-venv] [--ours-root .]
 
 Both sides run as whole child processes on the same gzip JSONL file
-(/work/shared/data/lmarena/arena_140k_votes.from_chatbot.data.rds.jsonl.gz, 135,634 votes), timed
+(tests/fixtures/lmarena/arena_140k_votes.jsonl.gz, a copy of shared/data's; 135,634 votes), timed
 interleaved (A B A B ...) after one untimed warm-up each, so interpreter start-up, imports (numpy /
 jax), reading the file, the fit and the 95 % sandwich interval all count:
 
@@ -62,7 +62,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path("/work/shared/data/lmarena/arena_140k_votes.from_chatbot.data.rds.jsonl.gz")
+DATA = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "lmarena" / "arena_140k_votes.jsonl.gz"
 ARENA_VENV = Path("/tmp/arenarank-venv")
 CATEGORIES = ("all", "hard_6", "math")
 VENV_HELP = ("python3.11 -m venv /tmp/arenarank-venv && "

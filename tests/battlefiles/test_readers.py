@@ -126,11 +126,9 @@ def test_files_that_are_not_what_they_say(tmp_path):
         read_battle_file(tmp_path / "own.jsonl")
 
 
-RELEASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "lmarena" / (
-    "arena_140k_votes.from_chatbot.data.rds.jsonl.gz")
+RELEASE = FIXTURES / "lmarena" / "arena_140k_votes.jsonl.gz"
 
 
-@pytest.mark.skipif(not RELEASE.exists(), reason="shared/data/lmarena is not on this machine")
 @pytest.mark.parametrize("category", ["", "hard_6", "math", "if", "creative_writing", "coding", "english"])
 def test_the_columnar_fast_path_rates_exactly_the_rows_of_the_shared_reader(category, monkeypatch):
     import leaderboard.ratings.io as ratings_io
