@@ -16,7 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from battlefiles import BattleFileError, FileBattle, language_tag, pairwise_row, raw_rows, read_battle_file
+from battlefiles import (
+    BattleFileError,
+    FileBattle,
+    detect_format,
+    language_tag,
+    pairwise_row,
+    raw_rows,
+    read_battle_file,
+)
 from battlefiles.records import parse_bool, parse_time
 from battlefiles.style import StyleCounts
 from config.errors import ValidationFailed
@@ -150,10 +158,10 @@ def read_records(path: Path, fmt: str | None, *, allowed_aspects: list[str]) -> 
     Raises RowError at the first malformed row, naming it.
     """
     try:
-        kind, rows = raw_rows(path, fmt)
-        if kind != "jsonl":
-            read = read_battle_file(path, None if fmt is None else kind)
+        if (fmt or detect_format(path)) != "jsonl":  # a pairwise file: read once, by the shared reader
+            read = read_battle_file(path, fmt)
             return RecordFile(read.format, [pairwise_record(b) for b in read.battles], read.skipped_self)
+        _, rows = raw_rows(path, "jsonl")
         result = RecordFile("jsonl")
         for where, row in rows:
             try:
