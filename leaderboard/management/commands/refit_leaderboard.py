@@ -14,6 +14,9 @@ from leaderboard.services import leaderboard_refit
 
 class Command(BaseCommand):
     help = "Fit a leaderboard from the votes in the database and store it as a snapshot."
+    # A refit is run from cron and the task loop many times a day; Django's system checks (URLs, admin,
+    # models) cost ~0.2 s of each run and belong to deploys and `manage.py check`, which CI runs.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         for f in fields(LeaderboardConfig):
