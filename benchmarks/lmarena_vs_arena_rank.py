@@ -26,7 +26,7 @@ jax), reading the file, the fit and the 95 % sandwich interval all count:
   (default ci_method "sandwich"). It prints JSON ``[{model, rating, ci_low, ci_high}]`` and its
   stage timings on stderr. Nothing touches the network: only a local DataFrame is passed and
   ``datasets`` / the hub are never imported (HF_HUB_OFFLINE=1 is set anyway).
-* ours: ``.venv/bin/python -m leaderboard.ratings FILE --format lmarena --ci sandwich
+* ours: ``.venv/bin/python -m leaderboard.ratings FILE --format lmarena --ci sandwich --ties half
   [--category C]`` (Bradley-Terry, ties half a win each, both_bad a tie, self-battles skipped).
   ``--ours-input csv`` is the fallback for a CLI without ``--format lmarena`` / ``--category``: the
   file is converted once, untimed, to a temporary CSV ``model_a,model_b,winner`` (both_bad written as
@@ -259,14 +259,14 @@ def main() -> None:
             if missing:
                 sys.exit(f"error: our CLI's --help has no {', '.join(missing)} yet; rerun with --ours-input csv "
                          "(fallback: converts the file to a temporary CSV first)")
-            ours_cmd += [str(args.data), "--format", "lmarena", "--ci", "sandwich"]
+            ours_cmd += [str(args.data), "--format", "lmarena", "--ci", "sandwich", "--ties", "half"]  # as arena-rank
             if args.category != "all":
                 ours_cmd += ["--category", args.category]
             conversion = ""
         else:
             csv_path = tmp / f"lmarena_{args.category}.csv"
             n_csv, seconds = write_csv(args.data, csv_path, args.category)
-            ours_cmd += [str(csv_path), "--format", "csv", "--ci", "sandwich"]
+            ours_cmd += [str(csv_path), "--format", "csv", "--ci", "sandwich", "--ties", "half"]
             conversion = (f"fallback --ours-input csv: {n_csv:,} rows converted once to a CSV in {seconds:.2f} s "
                           "(stdlib, untimed below: our times exclude parsing the JSONL)")
         env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONHASHSEED="0")

@@ -12,10 +12,33 @@ from config.errors import ApplicationError
 from . import charts
 from .config import CIS, METHODS, TIES, LeaderboardConfig
 from .ratings.separation import votes_to_separate_top
+from .ratings.tie_selection import TIE_MODE_LABELS
 from .selectors import categories, snapshot_with_rows
 from .services import leaderboard_current
 
 CELL = 34
+
+
+def _tie_evidence_line(params: dict, ties: str) -> dict[str, object] | None:
+    """The held-out log-likelihoods of the tie models, for the line beside the snapshot's provenance."""
+    evidence = params.get("tie_model_evidence") or {}
+    scores = evidence.get("scores") or {}
+    if len(scores) < 2:  # no ties among the votes: nothing to compare
+        return None
+    best = evidence["choice"]
+
+    def number(x: float) -> str:
+        return f"{x:.4f}".replace("-", "\u2212")  # a minus sign, not a hyphen
+
+    return {
+        "scores": [{"label": TIE_MODE_LABELS[mode], "value": number(s["mean"]),
+                    "title": "" if mode == best else (f"{number(s['difference'])} \u00b1 {number(s['difference_se'])}"
+                                                      f" per vote against {TIE_MODE_LABELS[best]}"),
+                    "chosen": mode == ties}
+                   for mode, s in scores.items()],
+        "current": TIE_MODE_LABELS.get(ties, ties), "best": TIE_MODE_LABELS.get(best, best),
+        "folds": evidence.get("folds"),
+    }
 
 
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
@@ -51,5 +74,8 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         heatmap_breaks=charts.component_breaks([r.component for r in rows], cell=CELL),
         heatmap_size=CELL * len(order), heatmap_labels=[(i * CELL + CELL / 2, name) for i, name in enumerate(order)],
         cell=CELL, query=request.GET.urlencode(),
+        tie_evidence=_tie_evidence_line(snapshot.params, snapshot.params.get("ties", config.ties)),
+        ties_fallback=snapshot.params.get("ties_fallback"),
+        ties_explicit=bool(request.GET.get("ties")),  # else the form offers the method's default, not its value
     )
     return render(request, "leaderboard/leaderboard.html", context)

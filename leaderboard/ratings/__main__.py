@@ -20,7 +20,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .data import PairCounts
+import numpy as np
+
+from .data import BOTH_BAD, TIE, PairCounts
 from .errors import ConvergenceError
 from .io import FORMATS, BattleFile, BattleFileError, read_battles
 
@@ -40,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rate only battles with this tag: LMArena's hard_6, coding, math, if, creative_writing, "
                         "multiturn, long_user, dedup, a language (english, chinese, ...), or a file's own category")
     p.add_argument("--method", choices=("elo", "bt", "pl", "bayes"), default="bt")
-    p.add_argument("--ties", choices=("half", "davidson", "rao-kupper"), default="half")
+    p.add_argument("--ties", choices=("half", "davidson", "rao-kupper"),
+                   help="default: rao-kupper for bt (the best held-out log-likelihood on arena votes; README, "
+                        "'Leaderboards') when the battles hold ties and decisive outcomes, else half; half for pl, "
+                        "bayes, elo. Use half for Chatbot Arena's / LMArena's numbers")
     p.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
     p.add_argument("--ci", choices=("bootstrap", "sandwich"), default="bootstrap")
     p.add_argument("--style-control", action="store_true", help="needs conversations (FastChat JSON)")
@@ -62,10 +67,20 @@ def _pairs_with_style(loaded: BattleFile) -> PairCounts:
     return loaded.battles.to_pair_counts(features=x, feature_names=STYLE_FEATURES)
 
 
+def _default_ties(args: argparse.Namespace, loaded: BattleFile) -> str:
+    """The service's default (``leaderboard.config.default_ties``): Rao-Kupper for bt, when there are ties to fit."""
+    if args.method != "bt" or args.exclude_ties:
+        return "half"
+    # Without a tie (or with nothing but ties) Rao-Kupper's parameter has no finite estimate, and its ratings
+    # are those of ties as 1/2 (see leaderboard.services._fit).
+    tied = np.isin(loaded.battles.outcome, (TIE, BOTH_BAD))
+    return "rao-kupper" if tied.any() and not tied.all() else "half"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from .leaderboard import leaderboard_fit
+    from .leaderboard import LeaderboardFit, leaderboard_fit
 
     try:
         loaded = read_battles(args.file, args.format, include_named=args.include_named, style=args.style_control,
@@ -79,12 +94,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if count:
             print(f"note: skipped {count} {what}", file=sys.stderr)
     pairs = _pairs_with_style(loaded) if args.style_control else None
-    try:
-        fit = leaderboard_fit(
-            pairs, method=args.method, ties=args.ties, exclude_ties=args.exclude_ties, ci=args.ci,
+    ties = args.ties or _default_ties(args, loaded)
+
+    def fit_with(tie_model: str) -> LeaderboardFit:
+        return leaderboard_fit(
+            pairs, method=args.method, ties=tie_model, exclude_ties=args.exclude_ties, ci=args.ci,
             bootstrap=args.bootstrap, style_control=args.style_control, anchor=args.anchor, l2=args.l2,
             seed=args.seed, battles=loaded.battles,
         )
+
+    try:
+        try:
+            fit = fit_with(ties)
+        except ConvergenceError as exc:
+            if args.ties is not None or ties == "half":
+                raise
+            # The default only (the service does it for any tie model, and says so): a few votes may leave
+            # the tie parameter without a finite estimate (one tie and one win in every pair); ties as 1/2 may
+            # still rate them.
+            fit = fit_with("half")
+            print(f"note: no finite {ties} estimate ({exc}); rated with --ties half", file=sys.stderr)
     except ConvergenceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FIT_FAILED
