@@ -21,15 +21,16 @@ from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
 
-from .config import LeaderboardConfig
+from .config import CIS, METHODS, TIES, LeaderboardConfig
 from .models import Snapshot
 from .selectors import snapshot_with_rows
 from .services import leaderboard_current
 
 CONFIG_PARAMETERS = [
-    OpenApiParameter("method", str, enum=["elo", "bt", "pl", "bayes"]),
-    OpenApiParameter("ties", str, enum=["half", "davidson", "rao-kupper"]),
-    OpenApiParameter("ci", str, enum=["bootstrap", "sandwich"]),
+    OpenApiParameter("method", str, enum=list(METHODS)),
+    OpenApiParameter("ties", str, enum=list(TIES),
+                     description="default: rao-kupper for bt (chosen by held-out evidence; README), half otherwise"),
+    OpenApiParameter("ci", str, enum=list(CIS)),
     OpenApiParameter("bootstrap", int), OpenApiParameter("style_control", bool), OpenApiParameter("seed", int),
     OpenApiParameter("anchor", str), OpenApiParameter("category", str), OpenApiParameter("language", str),
     OpenApiParameter("date_from", str, description="YYYY-MM-DD, inclusive"),

@@ -8,11 +8,14 @@ from datetime import date
 from typing import Any
 
 from config.errors import ValidationFailed
+from leaderboard.ratings import CI_METHODS, METHODS, TIE_MODES, FitOptionError, check_fit_options
 
-METHODS = ("elo", "bt", "pl", "bayes")
-TIES = ("half", "davidson", "rao-kupper")
-CIS = ("bootstrap", "sandwich")
+# The option lists are the core's (leaderboard/ratings/fit.py); the API's enums, the page's selects and the
+# commands' help come from here.
+TIES = TIE_MODES
+CIS = CI_METHODS
 MAX_BOOTSTRAP = 1000
+__all__ = ["CIS", "DEFAULT_CONFIGS", "MAX_BOOTSTRAP", "METHODS", "TIES", "LeaderboardConfig", "default_ties"]
 
 
 def default_ties(method: str) -> str:
@@ -51,11 +54,11 @@ class LeaderboardConfig:
     def __post_init__(self) -> None:
         if not self.ties:
             object.__setattr__(self, "ties", default_ties(self.method))
-        self._check("method", self.method in METHODS, f"one of {', '.join(METHODS)}")
-        self._check("ties", self.ties in TIES, f"one of {', '.join(TIES)}")
-        self._check("ci", self.ci in CIS, f"one of {', '.join(CIS)}")
+        try:  # the fit's own check of its options, so that every front door refuses the same values
+            check_fit_options(method=self.method, ties=self.ties, ci=self.ci, bootstrap=self.bootstrap)
+        except FitOptionError as exc:
+            raise ValidationFailed(exc.message, field=exc.field) from None
         self._check("bootstrap", 0 <= self.bootstrap <= MAX_BOOTSTRAP, f"between 0 and {MAX_BOOTSTRAP}")
-        self._check("ties", self.method != "pl" or self.ties == "half", "half for Plackett-Luce")
         self._check("seed", 0 <= self.seed < 2**32, "between 0 and 2**32 - 1")
         for name in ("date_from", "date_to"):
             value = getattr(self, name)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from arena.models import Contender
 
 
-class Method(models.TextChoices):
+class Method(models.TextChoices):  # the values are leaderboard.ratings.METHODS (a test keeps them equal)
     ELO = "elo", "Online Elo"
     BT = "bt", "Bradley-Terry"
     PL = "pl", "Plackett-Luce"

@@ -58,6 +58,17 @@ from .data import OUTCOME_CODES, EloBattles, PairCounts, RankingCounts, align_mo
 from .elo import elo_battles, elo_permutations
 from .errors import ConvergenceError
 from .estimation import Estimate, fit_objective
+from .fit import (
+    CI_METHODS,
+    METHODS,
+    TIE_MODES,
+    FitOptionError,
+    LeaderboardFit,
+    LeaderboardRow,
+    StyleCoefficient,
+    check_fit_options,
+    leaderboard_fit,
+)
 from .intervals import (
     BootstrapResult,
     bootstrap_estimate,
@@ -67,7 +78,6 @@ from .intervals import (
     rank_upper_bound,
     sandwich_covariance,
 )
-from .leaderboard import LeaderboardFit, LeaderboardRow, StyleCoefficient, leaderboard_fit
 from .matrices import battle_count_matrix, predicted_win_matrix, win_rate_matrix
 from .newton import newton_batched
 from .plackett_luce import MixedObjective, RankingObjective
@@ -75,14 +85,18 @@ from .scale import RATING_CENTER, RATING_SCALE, rating_to_theta, theta_to_rating
 from .style import STYLE_FEATURES, style_features
 
 __all__ = [
+    "CI_METHODS",
+    "METHODS",
     "OUTCOME_CODES",
     "RATING_CENTER",
     "RATING_SCALE",
     "STYLE_FEATURES",
+    "TIE_MODES",
     "BootstrapResult",
     "ConvergenceError",
     "EloBattles",
     "Estimate",
+    "FitOptionError",
     "LeaderboardFit",
     "LeaderboardRow",
     "MixedObjective",
@@ -95,6 +109,7 @@ __all__ = [
     "align_models",
     "battle_count_matrix",
     "bootstrap_estimate",
+    "check_fit_options",
     "elo_battles",
     "elo_permutations",
     "expected_score",

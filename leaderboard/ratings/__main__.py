@@ -24,6 +24,7 @@ import numpy as np
 
 from .data import BOTH_BAD, TIE, PairCounts
 from .errors import ConvergenceError
+from .fit import CI_METHODS, METHODS, TIE_MODES
 from .io import FORMATS, BattleFile, BattleFileError, read_battles
 
 EXIT_OK, EXIT_FIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -41,13 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--category", default="", metavar="TAG",
                    help="rate only battles with this tag: LMArena's hard_6, coding, math, if, creative_writing, "
                         "multiturn, long_user, dedup, a language (english, chinese, ...), or a file's own category")
-    p.add_argument("--method", choices=("elo", "bt", "pl", "bayes"), default="bt")
-    p.add_argument("--ties", choices=("half", "davidson", "rao-kupper"),
+    p.add_argument("--method", choices=METHODS, default="bt")
+    p.add_argument("--ties", choices=TIE_MODES,
                    help="default: rao-kupper for bt (the best held-out log-likelihood on arena votes; README, "
                         "'Leaderboards') when the battles hold ties and decisive outcomes, else half; half for pl, "
                         "bayes, elo. Use half for Chatbot Arena's / LMArena's numbers")
     p.add_argument("--bootstrap", type=int, default=100, metavar="R", help="bootstrap rounds (default 100)")
-    p.add_argument("--ci", choices=("bootstrap", "sandwich"), default="bootstrap")
+    p.add_argument("--ci", choices=CI_METHODS, default="bootstrap")
     p.add_argument("--style-control", action="store_true", help="needs conversations (FastChat JSON)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--exclude-ties", action="store_true", help="drop ties and both-bad ties")
@@ -80,7 +81,7 @@ def _default_ties(args: argparse.Namespace, loaded: BattleFile) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from .leaderboard import LeaderboardFit, leaderboard_fit
+    from .fit import LeaderboardFit, leaderboard_fit
 
     try:
         loaded = read_battles(args.file, args.format, include_named=args.include_named, style=args.style_control,

@@ -9,7 +9,7 @@ from .bradley_terry import expected_score
 from .data import A_WINS, B_WINS, PairCounts
 
 if TYPE_CHECKING:
-    from .leaderboard import LeaderboardFit
+    from .fit import LeaderboardFit
 
 __all__ = ["battle_count_matrix", "predicted_win_matrix", "win_rate_matrix"]
 

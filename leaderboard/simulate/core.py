@@ -82,7 +82,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from arena.matchmaking.policies import ContenderStats, Policy, policy_from_name
-from leaderboard.ratings import (
+from leaderboard.ratings import (  # METHODS: the rating core's list, re-exported
+    METHODS,
     RATING_CENTER,
     RATING_SCALE,
     ConvergenceError,
@@ -113,7 +114,6 @@ __all__ = [
     "votes_to_converge",
 ]
 
-METHODS = ("elo", "bt", "pl", "bayes")
 POLICY_NAMES = ("random", "weighted", "active", "ksort")
 TRUTHS = ("spread", "gaps")
 TIER_SIZE, TIER_STEP, TIER_GAP = 10, 0.1, 1.0

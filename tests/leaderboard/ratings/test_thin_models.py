@@ -22,7 +22,7 @@ from leaderboard.ratings import (
     fit_objective,
     leaderboard_fit,
 )
-from leaderboard.ratings.leaderboard import PROVISIONAL_VOTES
+from leaderboard.ratings.fit import PROVISIONAL_VOTES
 from leaderboard.ratings.newton import NewtonResult, newton_step_size
 from leaderboard.ratings.scale import RATING_SCALE
 

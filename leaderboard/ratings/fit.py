@@ -24,7 +24,8 @@ from .intervals import (
 from .plackett_luce import MixedObjective, RankingObjective
 from .scale import RATING_CENTER, RATING_SCALE, rating_jacobian, rating_to_theta, theta_to_rating
 
-__all__ = ["METHODS", "PROVISIONAL_VOTES", "LeaderboardFit", "LeaderboardRow", "StyleCoefficient", "leaderboard_fit"]
+__all__ = ["CI_METHODS", "METHODS", "PROVISIONAL_VOTES", "TIE_MODES", "FitOptionError", "LeaderboardFit",
+           "LeaderboardRow", "StyleCoefficient", "check_fit_options", "leaderboard_fit"]
 
 Method = Literal["elo", "bt", "pl", "bayes"]
 CiMethod = Literal["bootstrap", "sandwich"]
@@ -153,17 +154,32 @@ class LeaderboardFit:
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _check_args(method: str, ties: str, ci: str, bootstrap: int, level: float) -> None:
+class FitOptionError(ValueError):
+    """An option of :func:`leaderboard_fit` out of its range; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field, self.message = field, message
+
+
+def check_fit_options(*, method: str, ties: str, ci: str, bootstrap: int, level: float = 0.95) -> None:
+    """Raise :class:`FitOptionError` for an option :func:`leaderboard_fit` does not take.
+
+    The one check of these options: the leaderboard configuration (API, page, commands) and the CLI call it
+    too, so every front door refuses the same values with the same words.
+    """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise FitOptionError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
     if ties not in TIE_MODES:
-        raise ValueError(f"ties must be one of {TIE_MODES}, got {ties!r}")
+        raise FitOptionError("ties", f"must be one of {', '.join(TIE_MODES)}, got {ties!r}")
+    if method == "pl" and ties != "half":
+        raise FitOptionError("ties", "must be half for Plackett-Luce (K-wise rankings combine with no other rule)")
     if ci not in CI_METHODS:
-        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
+        raise FitOptionError("ci", f"must be one of {', '.join(CI_METHODS)}, got {ci!r}")
     if ci == "bootstrap" and bootstrap < 1:
-        raise ValueError(f"bootstrap must be >= 1 with ci='bootstrap', got {bootstrap}")
+        raise FitOptionError("bootstrap", f"must be >= 1 with ci bootstrap, got {bootstrap}")
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+        raise FitOptionError("level", f"must be in (0, 1), got {level}")
 
 
 def _anchor_index(models: tuple[str, ...], votes: np.ndarray, anchor: str | None) -> int | None:
@@ -493,7 +509,7 @@ def leaderboard_fit(
     ConvergenceError
         When the MLE does not exist (e.g. an undefeated model with ``l2=0``) or Newton fails.
     """
-    _check_args(method, ties, ci, bootstrap, level)
+    check_fit_options(method=method, ties=ties, ci=ci, bootstrap=bootstrap, level=level)
     rng = np.random.default_rng(seed)
     params: dict[str, object] = {
         "method": method, "ties": ties, "exclude_ties": exclude_ties, "both_bad_as_tie": both_bad_as_tie,
