@@ -24,7 +24,7 @@ from config.errors import ValidationFailed
 from .config import CIS, METHODS, TIES, LeaderboardConfig
 from .models import Snapshot
 from .selectors import snapshot_with_rows
-from .services import leaderboard_current
+from .tasks import snapshot_serve
 
 CONFIG_PARAMETERS = [
     OpenApiParameter("method", str, enum=list(METHODS)),
@@ -146,7 +146,7 @@ class LeaderboardApi(APIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):
             raise ValidationFailed("must be json or csv", field="format")
-        snapshot = snapshot_with_rows(leaderboard_current(config=_config(request)).id)
+        snapshot = snapshot_with_rows(snapshot_serve(config=_config(request)).id)
         body = leaderboard_body(snapshot)
         content = leaderboard_csv(body) if fmt == "csv" else json.dumps(body, sort_keys=True, default=str)
         etag = _etag(content)
@@ -178,7 +178,7 @@ class LeaderboardMatrixApi(APIView):
         kind = request.query_params.get("kind", "winrate")
         if kind not in self.KINDS:
             raise ValidationFailed(f"must be one of {', '.join(self.KINDS)}", field="kind")
-        snapshot = leaderboard_current(config=_config(request))
+        snapshot = snapshot_serve(config=_config(request))
         if kind not in snapshot.matrices:
             raise ValidationFailed("this leaderboard has no pairwise votes to build matrices from", field="kind")
         etag = _etag(f"{snapshot.id}:{kind}")  # matrices are immutable parts of the snapshot

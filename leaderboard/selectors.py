@@ -166,7 +166,7 @@ def pair_battles_with_style(config: LeaderboardConfig) -> PairCounts | None:
     )
 
 
-def elo_battles(config: LeaderboardConfig) -> EloBattles | None:
+def pair_battles_in_time_order(config: LeaderboardConfig) -> EloBattles | None:
     """Pairwise votes one by one in time order (online Elo depends on the order)."""
     rows = list(
         _pairwise_rows(config).values_list("contender_a_id", "contender_b_id", "verdict").order_by("created", "id")

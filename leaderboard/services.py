@@ -84,7 +84,7 @@ def _fit(config: LeaderboardConfig) -> tuple[LeaderboardFit, str, int, dict[str,
     # Counted before the data is read: a vote arriving meanwhile makes the snapshot look stale (and so
     # refitted soon) rather than look as if it were included.
     n_votes = selectors.counted_votes(config).count()
-    battles = selectors.elo_battles(config) if config.method == "elo" else None
+    battles = selectors.pair_battles_in_time_order(config) if config.method == "elo" else None
     pairs = selectors.pair_battles_with_style(config) if config.style_control else selectors.pair_counts(config)
     rankings = selectors.ranking_counts(config) if config.method in ("pl", "bayes") else None
     if pairs is None and rankings is None:
@@ -179,19 +179,6 @@ def _jsonable(value: object) -> object:
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
     return value
-
-
-def leaderboard_current(*, config: LeaderboardConfig) -> Snapshot:
-    """The latest snapshot of ``config``: fitted now if there is none, else served and refitted in the
-    background when stale (a reader never waits for a refit of data it already has a fit of)."""
-    snapshot = selectors.snapshot_latest(config)
-    if snapshot is None:
-        return leaderboard_refit(config=config)
-    if leaderboard_is_stale(config=config, snapshot=snapshot):
-        from .tasks import refit_leaderboard_task
-
-        refit_leaderboard_task.enqueue(config.as_dict())
-    return snapshot
 
 
 def leaderboard_is_stale(*, config: LeaderboardConfig, snapshot: Snapshot | None = None) -> bool:

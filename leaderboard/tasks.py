@@ -1,4 +1,5 @@
-"""Background refits, run by `manage.py db_worker` on any host that reaches the database."""
+"""Background refits, run by `manage.py db_worker` on any host that reaches the database, and the readers'
+entry point that schedules them (the dependency runs one way: tasks call services, never the reverse)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,8 +9,10 @@ from django.core.cache import cache
 from django.utils import timezone
 from django_tasks import task
 
+from . import selectors
 from .config import LeaderboardConfig
-from .services import leaderboard_refit_if_stale, refit_stale_leaderboards
+from .models import Snapshot
+from .services import leaderboard_is_stale, leaderboard_refit, leaderboard_refit_if_stale, refit_stale_leaderboards
 
 DEBOUNCE_KEY = "leaderboard:refit-enqueued"
 DEBOUNCE_SECONDS = 30
@@ -39,3 +42,17 @@ def leaderboard_refit_soon() -> bool:
     run_after = timezone.now() + timedelta(seconds=DEBOUNCE_SECONDS)
     refit_stale_leaderboards_task.using(run_after=run_after).enqueue()
     return True
+
+
+def snapshot_serve(*, config: LeaderboardConfig) -> Snapshot:
+    """The snapshot a reader (API, page) gets: the latest of ``config``, fitted now if there is none.
+
+    A stale one is still served, and a background refit is enqueued: a reader never waits for a refit of
+    data it already has a fit of.
+    """
+    snapshot = selectors.snapshot_latest(config)
+    if snapshot is None:
+        return leaderboard_refit(config=config)
+    if leaderboard_is_stale(config=config, snapshot=snapshot):
+        refit_leaderboard_task.enqueue(config.as_dict())
+    return snapshot

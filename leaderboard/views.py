@@ -14,7 +14,7 @@ from .config import CIS, METHODS, TIES, LeaderboardConfig
 from .ratings.separation import votes_to_separate_top
 from .ratings.tie_selection import TIE_MODE_LABELS
 from .selectors import categories, snapshot_with_rows
-from .services import leaderboard_current
+from .tasks import snapshot_serve
 
 CELL = 34
 
@@ -45,7 +45,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"methods": METHODS, "ties_modes": TIES, "cis": CIS, "categories": categories()}
     try:
         config = LeaderboardConfig.from_query(request.GET.dict())
-        snapshot = snapshot_with_rows(leaderboard_current(config=config).id)
+        snapshot = snapshot_with_rows(snapshot_serve(config=config).id)
     except ApplicationError as exc:
         context.update(config=LeaderboardConfig(), error=exc.message, field=exc.field)
         return render(request, "leaderboard/leaderboard.html", context, status=exc.status)

@@ -56,3 +56,11 @@ def test_without_registrations_the_arena_runs_nothing_and_sees_no_ratings(monkey
 def test_the_readers_do_import_the_arena(app):
     assert any(m.split(".")[0] == "arena" for path in (ARENA.parent / app).rglob("*.py")
                for m in _imported_modules(path))
+
+
+def test_leaderboard_services_never_import_its_tasks():
+    """tasks -> services, one way: the reader's entry point that enqueues refits lives in tasks.py."""
+    services = ARENA.parent / "leaderboard" / "services.py"
+    tree = ast.parse(services.read_text())
+    relative = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+    assert "tasks" not in relative and "leaderboard.tasks" not in _imported_modules(services)
