@@ -1,79 +1,17 @@
-"""Leaderboards from the database: refit command, API, page, downloads, caching, background refits."""
+"""The leaderboard API: rows, filters, downloads, matrices, caching and bad parameters."""
 from __future__ import annotations
 
 import csv
 import io
-import json
-import re
-import subprocess
-import sys
-from io import StringIO
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.management import CommandError, call_command
-from django.test import override_settings
 
 from arena.models import Vote
-from leaderboard.config import LeaderboardConfig
 from leaderboard.models import Snapshot
-from leaderboard.services import leaderboard_is_stale, leaderboard_refit, refit_stale_leaderboards
-from tests.conftest import REAL_FILE
+from tests.leaderboard.conftest import vote_many
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def real_votes() -> None:
-    call_command("import_battles", REAL_FILE, stdout=StringIO())
-
-
-def cli_rows(*args: str) -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "leaderboard.ratings", REAL_FILE, *args], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)
-
-
-@pytest.mark.parametrize("args", [(), ("--method", "bayes"), ("--ties", "davidson", "--ci", "sandwich")])
-def test_the_service_and_the_cli_agree_on_the_real_file(client, real_votes, args):
-    query = {a.lstrip("-"): b for a, b in zip(args[::2], args[1::2], strict=True)}
-    api_rows = client.get("/api/v1/leaderboard", query).json()["rows"]
-    expected = cli_rows(*args)
-    assert [r["model"] for r in api_rows] == [r["model"] for r in expected]
-    for got, want in zip(api_rows, expected, strict=True):
-        assert got["rating"] == pytest.approx(want["rating"], abs=1e-6)
-        assert got["votes"] == want["votes"]
-        assert (got["rank"], got["rank_ub"]) == (want["rank"], want["rank_ub"])
-
-
-def test_refit_command_stores_a_snapshot_with_provenance(real_votes):
-    out = StringIO()
-    call_command("refit_leaderboard", "--method", "bt", "--ties", "davidson", stdout=out)
-    snapshot = Snapshot.objects.get()
-    assert "snapshot" in out.getvalue() and "1515 votes" in out.getvalue()
-    assert snapshot.n_votes == Vote.objects.filter(battle__anonymous=True).count() == 1515
-    assert snapshot.config["ties"] == "davidson" and snapshot.params["tie_parameter"] > 0
-    assert len(snapshot.data_hash) == 64 and snapshot.rows.count() == 13
-    # Two components (6 generation, 7 edition models that never met): ranks run within each.
-    ranks = sorted(snapshot.rows.values_list("component", "rank"))
-    assert ranks == [(1, k) for k in range(1, 7)] + [(2, k) for k in range(1, 8)]
-
-
-def test_refitting_unchanged_votes_gives_the_same_hash_and_ratings(real_votes):
-    first = leaderboard_refit(config=LeaderboardConfig())
-    second = leaderboard_refit(config=LeaderboardConfig())
-    assert first.id != second.id and first.data_hash == second.data_hash
-    assert list(first.rows.order_by("contender__name").values_list("rating", "ci_low")) == list(
-        second.rows.order_by("contender__name").values_list("rating", "ci_low"))
-
-
-def test_a_bad_refit_option_is_a_cli_error():
-    with pytest.raises(CommandError, match="method: must be one of"):
-        call_command("refit_leaderboard", "--method", "glicko")
-    with pytest.raises(CommandError, match="no votes match"):
-        call_command("refit_leaderboard")
 
 
 @pytest.mark.parametrize(
@@ -153,16 +91,6 @@ def test_filters_change_what_is_counted(client, real_votes):
     assert empty.status_code == 404
 
 
-def test_every_method_is_on_the_page(client, real_votes):
-    for method in ("bt", "elo", "pl", "bayes"):
-        html = client.get("/leaderboard", {"method": method}).content.decode()
-        assert "imagenhub_PlayGroundV2_generation" in html and f"· {method} ·" in html
-        assert "<svg" in html and "Win rate" in html
-    assert "P(best)" in client.get("/leaderboard", {"method": "bayes"}).content.decode()
-    bad = client.get("/leaderboard", {"method": "nope"})
-    assert bad.status_code == 400 and "method: must be one of" in bad.content.decode()
-
-
 def test_style_control_through_the_api(client, voter_api, contenders):
     """Equal models whose long answers win more often: style control finds a positive length effect."""
     from arena.services import SlotInput, battle_create, voter_get_or_create
@@ -188,40 +116,6 @@ def test_style_control_through_the_api(client, voter_api, contenders):
     assert plain["style_coefficients"] == []
 
 
-@override_settings(LEADERBOARD_REFIT_VOTES=3, LEADERBOARD_REFIT_MINUTES=60)
-def test_the_background_refit_runs_after_n_new_votes(voter_api, make_battle):
-    def vote_once() -> None:
-        battle = make_battle(voter_api)
-        voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"outcome": "tie"}, format="json")
-
-    vote_once()
-    assert [s.method for s in refit_stale_leaderboards()] == ["bt", "elo", "bayes"]
-    vote_once()
-    vote_once()
-    assert not leaderboard_is_stale(config=LeaderboardConfig()) and refit_stale_leaderboards() == []
-    vote_once()  # the third new vote since the snapshot
-    assert leaderboard_is_stale(config=LeaderboardConfig())
-    assert {s.n_votes for s in refit_stale_leaderboards()} == {4}
-
-
-def test_a_vote_enqueues_one_refit_task(voter_api, make_battle, django_capture_on_commit_callbacks):
-    from django.core.cache import cache
-    from django_tasks_db.models import DBTaskResult
-
-    cache.clear()
-    for _ in range(3):
-        battle = make_battle(voter_api)
-        with django_capture_on_commit_callbacks(execute=True):
-            voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"outcome": "a"}, format="json")
-    assert DBTaskResult.objects.filter(task_path__endswith="refit_stale_leaderboards_task").count() == 1
-
-
-def _vote_many(voter_api, make_battle, verdicts: list[dict], prompt: str = "Write a haiku about rain.") -> None:
-    for body in verdicts:
-        battle = make_battle(voter_api, k=2, prompt=prompt)
-        assert voter_api.post(f"/api/v1/battles/{battle.id}/vote", body, format="json").status_code == 201
-
-
 def test_an_aspect_leaderboard_fits_the_aspect_verdicts(client, voter_api, make_battle):
     """alpha wins 12 of 16 overall but loses 12 of 16 on style: the two leaderboards must disagree."""
     for i in range(16):
@@ -241,8 +135,8 @@ def test_an_aspect_leaderboard_fits_the_aspect_verdicts(client, voter_api, make_
 def test_flagged_voters_and_categories_are_filters(client, voter_api, other_api, make_battle):
     from arena.models import Voter
 
-    _vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 3, prompt="Poem please")
-    _vote_many(other_api, make_battle, [{"outcome": "tie"}] * 5, prompt="Prove it")
+    vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 3, prompt="Poem please")
+    vote_many(other_api, make_battle, [{"outcome": "tie"}] * 5, prompt="Prove it")
     Voter.objects.filter(key=f"user:{other_api.user.pk}").update(flagged=True, flag_reason="bot-like timing")
     # Flagged voters' votes are kept, and left out unless asked for.
     assert client.get("/api/v1/leaderboard").json()["snapshot"]["n_votes"] == 3
@@ -260,11 +154,6 @@ def test_both_bad_counts_as_a_tie_unless_excluded(client, real_votes):
     assert sum(r["votes"] for r in without["rows"]) == 2 * anonymous.exclude(outcome="both_bad").count()
 
 
-def test_bootstrap_zero_and_seed_zero_are_kept_by_the_command(real_votes):
-    call_command("refit_leaderboard", "--ci", "sandwich", "--bootstrap", "0", "--seed", "0", stdout=StringIO())
-    assert Snapshot.objects.get().config["bootstrap"] == 0
-
-
 def test_contender_edits_change_the_etag_and_renames_keep_the_fitted_name(client, real_votes):
     from arena.models import Contender
 
@@ -278,36 +167,6 @@ def test_contender_edits_change_the_etag_and_renames_keep_the_fitted_name(client
     assert page.status_code == 200 and "imagenhub_SDXL_generation" in page.content.decode()
 
 
-@override_settings(LEADERBOARD_REFIT_VOTES=2)
-def test_a_stale_custom_leaderboard_is_served_and_refitted_in_the_background(client, voter_api, make_battle):
-    from django_tasks_db.models import DBTaskResult
-
-    _vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 2)
-    first = client.get("/api/v1/leaderboard", {"category": "poetry"}).json()
-    _vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 2)
-    again = client.get("/api/v1/leaderboard", {"category": "poetry"}).json()
-    assert again["snapshot"]["id"] == first["snapshot"]["id"]  # served at once, not refitted in the request
-    queued = DBTaskResult.objects.filter(task_path__endswith="refit_leaderboard_task")
-    assert queued.count() == 1 and queued.get().args_kwargs["args"][0]["category"] == "poetry"
-    from leaderboard.tasks import refit_leaderboard_task
-
-    refit_leaderboard_task.call(queued.get().args_kwargs["args"][0])
-    assert client.get("/api/v1/leaderboard", {"category": "poetry"}).json()["snapshot"]["n_votes"] == 4
-
-
-def test_the_refit_check_runs_at_the_end_of_the_debounce_window(voter_api, make_battle,
-                                                                   django_capture_on_commit_callbacks):
-    from django.core.cache import cache
-    from django_tasks_db.models import DBTaskResult
-
-    cache.clear()
-    battle = make_battle(voter_api)
-    with django_capture_on_commit_callbacks(execute=True):
-        voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"outcome": "a"}, format="json")
-    task = DBTaskResult.objects.get(task_path__endswith="refit_stale_leaderboards_task")
-    assert task.run_after is not None and (task.run_after - task.enqueued_at).total_seconds() >= 29
-
-
 def test_leaderboard_requests_are_rate_limited(client, real_votes, monkeypatch):
     from django.core.cache import cache
     from rest_framework.throttling import ScopedRateThrottle
@@ -318,23 +177,3 @@ def test_leaderboard_requests_are_rate_limited(client, real_votes, monkeypatch):
     assert codes == [200, 200, 429]
     assert client.get("/api/v1/leaderboard").json()["error"]["code"] == "throttled"
     assert Snapshot.objects.count() == 2  # the refused request fitted nothing
-
-
-def test_the_page_shows_each_models_share_of_recent_battles_and_names_the_bayes_score(client, voter_api,
-                                                                                         make_battle):
-    # make_battle shows the first k contenders: alpha and beta in every battle, gamma in the K = 3 ones.
-    _vote_many(voter_api, make_battle, [{"outcome": "a"}, {"outcome": "b"}, {"outcome": "tie"}])
-    battle = make_battle(voter_api, k=3)
-    # alpha wins the K = 3 battle wherever it was seated: with position 0 chosen, a seat that went to gamma left
-    # alpha and beta symmetric, their ratings equal, and the separation figure (rightly) unknown.
-    alpha = battle.slots.get(contender__name="alpha-7b").position
-    voter_api.post(f"/api/v1/battles/{battle.id}/vote", {"best": alpha}, format="json")
-    page = client.get("/leaderboard", {"method": "bayes"}).content.decode()
-    assert "Recent share" in page and "the last 4 battles" in page
-    rows = {name: row for name, row in re.findall(r"<td>([a-z]+-\d+b)</td>(.*?)</tr>", page, re.S)}
-    assert re.search(r">100 %<", rows["alpha-7b"]) and re.search(r">25 %<", rows["gamma-70b"])
-    score = "Score (\u03bc \u2212 3\u03c3)"  # "Score (mu - 3 sigma)", as the page prints it
-    assert score in page  # the Bayes column is the conservative score, not the interval's centre
-    assert score not in client.get("/leaderboard", {"method": "bt"}).content.decode()
-    # Three contenders on four votes overlap everywhere: the page gives the rough figure to separate them.
-    assert re.search(r'id="to-separate">About \d+ more pairwise votes would separate the top 3', page)
