@@ -15,6 +15,10 @@ davidson/davidson Davidson data (nu = 0.6), Davidson fit            -> should co
 davidson/half    the same data, ties counted as 1/2 (Chatbot Arena) -> estimates a compressed
                  scale, so it does *not* cover the Davidson strengths; "slope" shows by how much
 davidson/excl    the same data, ties excluded, BT on decisive games -> unbiased under Davidson
+rk/rk            Rao-Kupper data (eta = 0.5), Rao-Kupper fit (the BT default) -> should cover ~95 %
+rk/half          the same data, ties counted as 1/2
+rk/davidson      the same data, Davidson fit
+davidson/rk      Davidson data fitted with Rao-Kupper: a tie model's intervals cover its own truth
 """
 from __future__ import annotations
 
@@ -25,21 +29,30 @@ import time
 import numpy as np
 
 from leaderboard.ratings import PairCounts, leaderboard_fit
-from leaderboard.ratings.simulate import davidson_battles
+from leaderboard.ratings.simulate import davidson_battles, rao_kupper_battles
 
 SCALE = 400 / math.log(10)
 
 
-def simulate(theta: np.ndarray, n: int, nu: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Random pairings, Davidson outcomes (nu = 0: plain BT)."""
-    return davidson_battles(theta, n, rng, nu=nu)
+RK_ETA = 0.5
 
 
-SCENARIOS = {
+def simulate(theta: np.ndarray, n: int, nu: float | str, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Random pairings; Davidson outcomes (nu = 0: plain BT), or Rao-Kupper ones when ``nu`` is "rk"."""
+    if nu == "rk":
+        return rao_kupper_battles(theta, n, rng, eta=RK_ETA)
+    return davidson_battles(theta, n, rng, nu=float(nu))
+
+
+SCENARIOS: dict[str, tuple[float | str, dict[str, object]]] = {
     "bt/bt": (0.0, {"ties": "half"}),
     "davidson/davidson": (0.6, {"ties": "davidson"}),
     "davidson/half": (0.6, {"ties": "half"}),
     "davidson/excl": (0.6, {"ties": "half", "exclude_ties": True}),
+    "rk/rk": ("rk", {"ties": "rao-kupper"}),
+    "rk/half": ("rk", {"ties": "half"}),
+    "rk/davidson": ("rk", {"ties": "davidson"}),
+    "davidson/rk": (0.6, {"ties": "rao-kupper"}),
 }
 
 
