@@ -219,22 +219,42 @@ _FLAG_TAGS = {"math": ("math_v0.1", "math"), "if": ("if_v0.1", "if"),
               "creative_writing": ("creative_writing_v0.1", "creative_writing")}
 
 
-def _release_table(path: Path):  # type: ignore[no-untyped-def]
+def _release_columns(path: Path) -> set[str] | None:
+    """The columns of a release file, from its schema or its first row: cheap, before anything is parsed."""
+    import gzip
+    import json
+
     import pyarrow as pa
-    import pyarrow.json as pj
     import pyarrow.parquet as pq
 
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
-            return pq.read_table(path)
+            return set(pq.read_schema(path).names)
         if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
-            compression = "gzip" if name.endswith(".gz") else None
-            with pa.input_stream(path, compression=compression) as stream:
-                return pj.read_json(stream, read_options=pj.ReadOptions(block_size=1 << 22))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError):
+            with (gzip.open(path, "rt", encoding="utf-8") if name.endswith(".gz")
+                  else path.open(encoding="utf-8")) as handle:
+                first = next((line for line in handle if line.strip()), "")
+            row = json.loads(first) if first else None
+            return set(row) if isinstance(row, dict) else None
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError, ValueError):
         return None
     return None
+
+
+def _release_table(path: Path):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    try:
+        if path.name.lower().endswith(".parquet"):
+            return pq.read_table(path)
+        compression = "gzip" if path.name.lower().endswith(".gz") else None
+        with pa.input_stream(path, compression=compression) as stream:
+            return pj.read_json(stream, read_options=pj.ReadOptions(block_size=1 << 22))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError):
+        return None
 
 
 def _numpy(array) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -325,6 +345,11 @@ def _read_release_columns(path: Path, *, ordered: bool, category: str, include_n
         import pyarrow as pa
         import pyarrow.compute as pc
     except ImportError:
+        return None
+    # A release with conversations or metadata goes to the row-wise reader: decide from the first row or the
+    # schema, so that such a file (gigabytes, for a full release) is not parsed twice.
+    columns = _release_columns(path)
+    if columns is None or not {"id", "model_a", "model_b", "winner"} <= columns or not columns <= _RELEASE_COLUMNS:
         return None
     table = _release_table(path)
     if table is None or table.num_rows == 0:
