@@ -7,6 +7,7 @@ from django.contrib import admin
 
 from .models import Battle, BattleSlot, Contender, PoolResponse, Prompt, Vote, VoteFlag, Voter
 from .sources import SourceConfigError, validate_source_config
+from .tallies import votes_reclassified
 
 
 class ContenderAdminForm(forms.ModelForm):
@@ -58,6 +59,11 @@ class VoterAdmin(admin.ModelAdmin):
     list_filter = ["flagged"]
     search_fields = ["key"]
     readonly_fields = ["ip_hash"]
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        # Flagging or unflagging a voter moves its votes in or out of the default leaderboards' tallies.
+        with votes_reclassified(voter_ids=[obj.pk] if change and "flagged" in form.changed_data else []):
+            super().save_model(request, obj, form, change)
 
 
 class BattleSlotInline(admin.TabularInline):
@@ -112,12 +118,31 @@ class VoteAdmin(admin.ModelAdmin):
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
+    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
+        with votes_reclassified(vote_ids=[form.instance.pk]):  # the inline may add or remove its flags
+            super().save_related(request, form, formsets, change)
+
 
 @admin.register(VoteFlag)
 class VoteFlagAdmin(admin.ModelAdmin):
+    """A flag added, moved to another vote or removed reclassifies the votes concerned (``arena.tallies``)."""
+
     list_display = ["vote", "code", "reason", "created"]
     list_filter = ["code"]
     raw_id_fields = ["vote"]
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        votes = {obj.vote_id} | ({form.initial["vote"]} if change and form.initial.get("vote") else set())
+        with votes_reclassified(vote_ids=votes):
+            super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
+        with votes_reclassified(vote_ids=[obj.vote_id]):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        with votes_reclassified(vote_ids=list(queryset.values_list("vote_id", flat=True))):
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(PoolResponse)

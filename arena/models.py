@@ -351,3 +351,114 @@ class PoolResponse(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["prompt", "contender"], name="pool_unique_prompt_contender")]
+
+
+# --- Vote tallies: what a leaderboard refit reads instead of the votes -----------------------------------
+#
+# Every vote adds 1 to one row per table kind for its battle's facts (day, category tag, language, anonymous,
+# flagged) and its verdict, once with tag "" (every battle) and once per tag of its battle. A refit then sums
+# a few thousand rows whatever the number of votes. Upkeep (``arena.tallies``) is by an append-only change
+# table: a vote only INSERTs (+1) rows, flagging a voter or a vote INSERTs (-1, +1) moves, and a fold moves the
+# changes into the day and all-time tables in one statement. Inserts never wait for each other, where
+# incrementing shared counters in each vote's transaction would make every concurrent vote on a popular pair
+# wait for the previous one to commit. Readers sum the tables plus the unfolded changes, so a refit is exact
+# whether or not a fold has run. ``manage.py rebuild_tallies`` recomputes everything from the votes.
+
+
+class TallyFacts(models.Model):
+    """The facts leaderboards filter votes by (``category``, ``language``, ``include_named``, ``exclude_flagged``)."""
+
+    tag = models.CharField(max_length=64, blank=True, help_text="A BattleTag of the votes' battles; '' = every battle.")
+    language = models.CharField(max_length=32, blank=True)
+    anonymous = models.BooleanField()
+    flagged = models.BooleanField(help_text="The vote has a VoteFlag or its voter is flagged.")
+
+    class Meta:
+        abstract = True
+
+
+class PairVerdict(models.Model):
+    """A pairwise vote's verdict as the tallies count it: the two contenders in their positions and the outcome."""
+
+    contender_a = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="+", db_index=False)
+    contender_b = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="+", db_index=False)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+
+    class Meta:
+        abstract = True
+
+
+class RankingVerdict(models.Model):
+    """A K-wise vote as the tallies count it: ordered groups of contender ids, best first (``arena.tallies``)."""
+
+    ranking = models.CharField(max_length=200, help_text='Canonical JSON of contender ids, e.g. "[[12],[3,7]]".')
+
+    class Meta:
+        abstract = True
+
+
+PAIR_KEY = ("tag", "language", "anonymous", "flagged", "contender_a", "contender_b", "outcome")
+RANKING_KEY = ("tag", "language", "anonymous", "flagged", "ranking")
+
+
+def _tally_constraints(prefix: str, key: tuple[str, ...]) -> list[models.BaseConstraint]:
+    """One row per key. No CHECK (n >= 0): Postgres checks the row an upsert proposes before it finds the row
+    the upsert adds to, so a fold of a -1 would fail; the fold refuses to leave a negative count instead."""
+    return [models.UniqueConstraint(fields=list(key), name=f"{prefix}_unique_key")]
+
+
+def _outcome_valid(prefix: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name=f"{prefix}_outcome_valid")
+
+
+class PairTallyDay(TallyFacts, PairVerdict):
+    day = models.DateField(help_text="The vote's day in the site's time zone.")
+    n = models.BigIntegerField()
+
+    class Meta:
+        # Leading (tag, day): a refit reads one tag, often a range of days.
+        constraints = [*_tally_constraints("pairtallyday", ("tag", "day", *PAIR_KEY[1:])),
+                       _outcome_valid("pairtallyday")]
+
+
+class PairTallyAll(TallyFacts, PairVerdict):
+    """All-time sums of PairTallyDay: the refit without a date filter reads these."""
+
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = [*_tally_constraints("pairtallyall", PAIR_KEY), _outcome_valid("pairtallyall")]
+
+
+class PairTallyChange(TallyFacts, PairVerdict):
+    """Not yet folded: +1 per new vote, -1/+1 per vote moved between flagged and not (append-only)."""
+
+    day = models.DateField()
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(n=0), name="pairtallychange_count_nonzero"),
+                       _outcome_valid("pairtallychange")]
+
+
+class RankingTallyDay(TallyFacts, RankingVerdict):
+    day = models.DateField()
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = _tally_constraints("rankingtallyday", ("tag", "day", *RANKING_KEY[1:]))
+
+
+class RankingTallyAll(TallyFacts, RankingVerdict):
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = _tally_constraints("rankingtallyall", RANKING_KEY)
+
+
+class RankingTallyChange(TallyFacts, RankingVerdict):
+    day = models.DateField()
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(n=0), name="rankingtallychange_count_nonzero")]

@@ -36,6 +36,7 @@ from config.errors import ValidationFailed
 
 from . import anomaly
 from .models import BattleSlot, PromptSource, Vote, VoteFlag, VoteFlagCode, VoteKind, Voter
+from .tallies import votes_reclassified
 
 logger = logging.getLogger(__name__)
 
@@ -225,8 +226,9 @@ def _write_flags(flagged: list[FlaggedVoter]) -> int:
     if not flagged:
         return 0
     reason = Case(*(When(pk=f.voter_id, then=Value(f.reason)) for f in flagged))
-    return Voter.objects.filter(pk__in=[f.voter_id for f in flagged], flagged=False).update(
-        flagged=True, flag_reason=reason)
+    voter_ids = [f.voter_id for f in flagged]
+    with votes_reclassified(voter_ids=voter_ids):  # their votes leave the default leaderboards' tallies
+        return Voter.objects.filter(pk__in=voter_ids, flagged=False).update(flagged=True, flag_reason=reason)
 
 
 @transaction.atomic
@@ -313,6 +315,34 @@ def voters_flag_anomalous(
                          already_flagged=already, votes_read=votes_read, flagged=flagged, dry_run=dry_run)
 
 
+@transaction.atomic
+def voter_flag_set(*, voter_id: int, flagged: bool, reason: str = "") -> None:
+    """Flag (with ``reason``) or unflag a voter by hand: staff judgement, or a test's planted bot.
+
+    Its votes move out of (or back into) what the default leaderboards count.
+
+    Raises
+    ------
+    ValidationFailed
+        If a flag has no reason.
+    """
+    if flagged and not reason.strip():
+        raise ValidationFailed("a flagged voter needs a reason", field="reason")
+    with votes_reclassified(voter_ids=[voter_id]):
+        Voter.objects.filter(pk=voter_id).update(flagged=flagged, flag_reason=reason.strip() if flagged else "")
+
+
+@transaction.atomic
+def vote_flag_add(*, vote_id: int, code: str, reason: str) -> VoteFlag:
+    """Flag one vote (kept, but not counted by the default leaderboards); a second flag of a code is refused."""
+    if code not in VoteFlagCode.values:
+        raise ValidationFailed(f"must be one of {', '.join(VoteFlagCode.values)}", field="code")
+    if not reason.strip():
+        raise ValidationFailed("a flag needs a reason", field="reason")
+    with votes_reclassified(vote_ids=[vote_id]):
+        return VoteFlag.objects.create(vote_id=vote_id, code=code, reason=reason.strip())
+
+
 # ------------------------------------------------------------------------------ duplicate prompts
 @dataclass(frozen=True)
 class DuplicatePrompt:
@@ -386,7 +416,8 @@ def prompts_flag_duplicates(*, percentile: float, min_count: int, keep: int, dry
         report_rows.append(DuplicatePrompt(prompt_id=prompt_id, votes=n, newly_flagged=len(fresh)))
     if not dry_run and new_flags:
         # ignore_conflicts: a concurrent run may have flagged the same votes; the unique (vote, code) wins.
-        VoteFlag.objects.bulk_create(new_flags, batch_size=1000, ignore_conflicts=True)
+        with votes_reclassified(vote_ids=[flag.vote_id for flag in new_flags]):
+            VoteFlag.objects.bulk_create(new_flags, batch_size=1000, ignore_conflicts=True)
     return DuplicateReport(percentile=percentile, min_count=min_count, keep=keep, prompts_counted=len(counts),
                            threshold=threshold, duplicates=report_rows, votes_flagged=len(new_flags),
                            dry_run=dry_run)

@@ -42,6 +42,7 @@ from .models import (
 )
 from .selectors import battle_access, battle_can_continue
 from .sources import LIVE_KINDS
+from .tallies import vote_tally
 from .tasks import moderation_run_soon
 from .verdicts import VoteChoice
 
@@ -161,7 +162,7 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     slots = list(battle.slots.select_related("contender").order_by("position"))
     models = [s.contender.name for s in slots]
     pair = {"contender_a": slots[0].contender, "contender_b": slots[1].contender} if battle.k == 2 else {}
-    _describe(battle, slots)  # before the vote: afterwards the battle and its slots are a frozen record
+    tags = _describe(battle, slots)  # before the vote: afterwards the battle and its slots are a frozen record
     # The battle is marked voted first: the database accepts a vote only on a voted battle.
     battle.status = BattleStatus.VOTED
     battle.revealed_at = now
@@ -181,11 +182,13 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
         raise BattleAlreadyVoted("this battle already has a vote") from exc
     if battle.identity_leak:
         VoteFlag.objects.create(vote=vote, code=VoteFlagCode.IDENTITY_LEAK, reason=battle.identity_leak)
+    vote_tally(vote, tags=tags, language=battle.language, contenders=[s.contender_id for s in slots],
+               identity_leak=bool(battle.identity_leak))
     transaction.on_commit(_after_vote)
     return vote, True
 
 
-def _describe(battle: Battle, slots: Sequence[BattleSlot]) -> None:
+def _describe(battle: Battle, slots: Sequence[BattleSlot]) -> frozenset[str]:
     """Write what a leaderboard filters and style control reads: language, category, tags, slot style counts.
 
     Computed once, from the battle's own data, when it is voted (``battlefiles.categories.site_tags``
@@ -202,7 +205,9 @@ def _describe(battle: Battle, slots: Sequence[BattleSlot]) -> None:
     user_turns = [t["content"] for t in conversation if t.get("role") == "user"] or ([prompt.text] if prompt else [])
     tags = site_tags(language=battle.language, user_turns=user_turns, answers=[s.response for s in slots],
                      category=battle.category)
-    BattleTag.objects.bulk_create([BattleTag(battle=battle, tag=tag) for tag in sorted(tags)], ignore_conflicts=True)
+    # A battle gets its tags here, when it is voted, and nowhere else: these are all of them.
+    BattleTag.objects.bulk_create([BattleTag(battle=battle, tag=tag) for tag in sorted(tags)])
+    return tags
 
 
 def _after_vote() -> None:

@@ -1,21 +1,25 @@
 """Reads for the leaderboard: the votes a configuration counts, aggregated in SQL.
 
-A refit must not load millions of vote objects: pairwise votes come back as one row per
-(model A, model B, outcome) with a count, from one GROUP BY over votes and their two slots.
+A refit must not read millions of votes: Bradley-Terry, Plackett-Luce and Bayesian fits read the vote
+tallies (``arena.tallies``: counts per day, category, language and verdict, kept up with every vote), a
+few thousand rows. Online Elo (order matters), style control (per-battle covariates) and per-aspect
+verdicts still read the votes, each in one query.
 """
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import json
+from collections import Counter, defaultdict
 from datetime import date, datetime, time
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from arena.models import Battle, BattleSlot, BattleTag, Contender, Vote, VoteKind
+from arena.tallies import PAIRS, RANKINGS, TallyTables
 from battlefiles import category_label
 from config.errors import ValidationFailed
 from leaderboard.ratings import STYLE_FEATURES, EloBattles, PairCounts, RankingCounts, style_features
@@ -75,17 +79,62 @@ def _per_battle_arrays(rows: list[tuple]) -> tuple[tuple[str, ...], np.ndarray, 
 
 
 def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
-    """Pairwise votes as unique (A, B, outcome) rows with counts: one GROUP BY."""
-    grouped = list(
-        _pairwise_rows(config).values_list("contender_a_id", "contender_b_id", "verdict")
-        .annotate(n=Count("id")).order_by()
-    )
+    """Pairwise votes as unique (A, B, outcome) rows with counts, from the vote tallies.
+
+    Per-aspect verdicts are not tallied: a leaderboard of one aspect groups the votes themselves.
+    """
+    if config.aspect:
+        grouped = list(_pairwise_rows(config).values_list("contender_a_id", "contender_b_id", "verdict")
+                       .annotate(n=Count("id")).order_by())
+    else:
+        sums = _tally_sums(PAIRS, config, ("contender_a_id", "contender_b_id", "outcome"))
+        grouped = [(*key, n) for key, n in sums.items()]
     # A named battle may show one model twice: it says nothing about ratings.
-    grouped = [row for row in grouped if row[2] in OUTCOME_CODE and row[0] != row[1]]
+    grouped = [row for row in grouped if row[2] in OUTCOME_CODE and row[0] != row[1] and row[3] > 0]
     if not grouped:
         return None
     names = _contender_names({r[0] for r in grouped} | {r[1] for r in grouped})
     return PairCounts.from_records((names[a], names[b], OUTCOME_CODE[o], n) for a, b, o, n in grouped)
+
+
+def _tally_sums(tables: TallyTables, config: LeaderboardConfig, key: tuple[str, ...]) -> Counter[tuple]:
+    """The counted votes' tally rows summed by ``key``: a few thousand rows, whatever the number of votes.
+
+    Without a date filter the all-time table is read, with one the per-day table; the changes not yet
+    folded (``arena.tallies``) are added either way, so the sums are exact at the time of reading.
+    """
+    facts = Q(tag=config.category)  # tag "" tallies every battle
+    if config.language:
+        facts &= Q(language=config.language)
+    if not config.include_named:
+        facts &= Q(anonymous=True)
+    if config.exclude_flagged:
+        facts &= Q(flagged=False)
+    days = Q()
+    if config.date_from:
+        days &= Q(day__gte=date.fromisoformat(config.date_from))
+    if config.date_to:
+        days &= Q(day__lte=date.fromisoformat(config.date_to))
+    tallied = (tables.day, facts & days) if days else (tables.all, facts)
+    sums: Counter[tuple] = Counter()
+    for model, condition in (tallied, (tables.change, facts & days)):
+        rows = model.objects.filter(condition)
+        if not key:
+            sums[()] += rows.aggregate(total=Sum("n"))["total"] or 0
+            continue
+        for *values, n in rows.values_list(*key).annotate(total=Sum("n")).order_by():
+            sums[tuple(values)] += n
+    return sums
+
+
+def counted_vote_total(config: LeaderboardConfig) -> int:
+    """How many votes ``config`` counts (what ``counted_votes(config).count()`` would say), from the tallies."""
+    if config.aspect:
+        return counted_votes(config).count()
+    total = sum(_tally_sums(PAIRS, config, ()).values())
+    if config.method not in ("bt", "elo"):
+        total += sum(_tally_sums(RANKINGS, config, ()).values())
+    return total
 
 
 STYLE_COLUMNS = ("style_tokens", "style_headers", "style_lists", "style_bold")  # STYLE_FEATURES order
@@ -179,8 +228,23 @@ def pair_battles_in_time_order(config: LeaderboardConfig) -> EloBattles | None:
 
 def ranking_counts(config: LeaderboardConfig) -> RankingCounts | None:
     """K-wise votes (best of K, rankings) as unique rankings of contenders with counts."""
+    if config.aspect:
+        return _aspect_ranking_counts(config)
+    tally = {tuple(tuple(group) for group in json.loads(ranking)): n
+             for (ranking,), n in _tally_sums(RANKINGS, config, ("ranking",)).items() if n > 0}
+    if not tally:
+        return None
+    names = _contender_names({c for groups in tally for group in groups for c in group})
+    models = tuple(sorted(set(names.values())))
+    index = {contender_id: models.index(name) for contender_id, name in names.items()}
+    rankings = [[sorted(index[c] for c in group) for group in groups] for groups in tally]
+    return RankingCounts.from_rankings(models, rankings, list(tally.values()))
+
+
+def _aspect_ranking_counts(config: LeaderboardConfig) -> RankingCounts | None:
+    """K-wise votes' verdicts on ``config.aspect``, read vote by vote (aspects are not tallied)."""
     votes = counted_votes(config).exclude(kind=VoteKind.PAIRWISE)
-    rows = list(votes.values_list("battle_id", "kind", "best_position", "ranking", "aspects"))
+    rows = list(votes.values_list("battle_id", "aspects"))
     if not rows:
         return None
     slots: dict[object, dict[int, int]] = defaultdict(dict)
@@ -191,9 +255,9 @@ def ranking_counts(config: LeaderboardConfig) -> RankingCounts | None:
     models = tuple(sorted(set(names.values())))
     index = {name: i for i, name in enumerate(models)}
     tally: dict[tuple, int] = defaultdict(int)
-    for battle_id, kind, best, ranking, aspects in rows:
+    for battle_id, aspects in rows:
         model_at = {p: index[names[c]] for p, c in slots[battle_id].items()}
-        choice = aspects.get(config.aspect) if config.aspect else (best if kind == VoteKind.BEST_OF_K else ranking)
+        choice = aspects.get(config.aspect)
         if choice is None:
             continue
         if isinstance(choice, int):  # best of K: the winner, then everyone else tied

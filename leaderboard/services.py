@@ -83,7 +83,7 @@ def _fit(config: LeaderboardConfig) -> tuple[LeaderboardFit, str, int, dict[str,
         raise ValidationFailed("style control needs method bt or bayes", field="style_control")
     # Counted before the data is read: a vote arriving meanwhile makes the snapshot look stale (and so
     # refitted soon) rather than look as if it were included.
-    n_votes = selectors.counted_votes(config).count()
+    n_votes = selectors.counted_vote_total(config)
     battles = selectors.pair_battles_in_time_order(config) if config.method == "elo" else None
     pairs = selectors.pair_battles_with_style(config) if config.style_control else selectors.pair_counts(config)
     rankings = selectors.ranking_counts(config) if config.method in ("pl", "bayes") else None
@@ -186,7 +186,7 @@ def leaderboard_is_stale(*, config: LeaderboardConfig, snapshot: Snapshot | None
     snapshot = snapshot or selectors.snapshot_latest(config)
     if snapshot is None:
         return True
-    total = selectors.counted_votes(config).count()
+    total = selectors.counted_vote_total(config)
     new = total - snapshot.n_votes
     age = timezone.now() - snapshot.created
     return new >= settings.LEADERBOARD_REFIT_VOTES or (

@@ -9,6 +9,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from django_tasks import task
 
+from arena.tallies import tallies_fold
+
 from . import selectors
 from .config import LeaderboardConfig
 from .models import Snapshot
@@ -20,7 +22,12 @@ DEBOUNCE_SECONDS = 30
 
 @task()
 def refit_stale_leaderboards_task() -> list[int]:
-    """Refit the default leaderboards that have N new votes or are T minutes old; return snapshot ids."""
+    """Refit the default leaderboards that have N new votes or are T minutes old; return snapshot ids.
+
+    First folds the votes' tally changes (``arena.tallies``): this task runs after every burst of votes,
+    which keeps the change table short.
+    """
+    tallies_fold()
     return [snapshot.id for snapshot in refit_stale_leaderboards()]
 
 

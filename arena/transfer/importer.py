@@ -34,6 +34,7 @@ from ..models import (
     VoteKind,
     Voter,
 )
+from ..tallies import TalliedVote, records_tally, voters_flagged_locked
 from .formats import TIME_FROM_IMPORT, BattleRecord
 
 Progress = Callable[[int], None]
@@ -183,6 +184,15 @@ class _Batch:
                    json.dumps(fields["aspects"]) if fields["aspects"] else "{}", fields["rationale"], None,
                    fingerprint, *self._pair(record), record.anonymous)
 
+    def tallied_votes(self, flagged_voters: set[int]) -> Iterator[TalliedVote]:
+        for record, _ in self.items:
+            fields = record.choice.as_fields()
+            yield TalliedVote(
+                created=record.created or self.stamped, tags=record.tags, language=record.language,
+                anonymous=record.anonymous, flagged=self.voters[record.voter_key] in flagged_voters,
+                kind=fields["kind"], contenders=[self.contenders[m] for m in record.models],
+                outcome=fields["outcome"], best_position=fields["best_position"], ranking=fields["ranking"])
+
     def _pair(self, record: BattleRecord) -> tuple[int | None, int | None]:
         if record.choice.kind != VoteKind.PAIRWISE:
             return None, None
@@ -293,9 +303,12 @@ def battles_import(*, records: Sequence[BattleRecord], batch_size: int = 100_000
         skipped = _skip_per_row_triggers(contender_ids=list(contenders.values()), voter_ids=list(voters.values()),
                                          prompt_ids=list(prompts.values()))
     stamped = timezone.now()
+    flagged_voters = voters_flagged_locked(voters.values())
     for start in range(0, len(new), batch_size):
         items = new[start:start + batch_size]
-        write(_Batch(items, [uuid7() for _ in items], contenders, voters, prompts, stamped))
+        batch = _Batch(items, [uuid7() for _ in items], contenders, voters, prompts, stamped)
+        write(batch)
+        records_tally(batch.tallied_votes(flagged_voters))
         if progress is not None:
             progress(len(items))
     if skipped:

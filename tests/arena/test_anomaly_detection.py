@@ -23,7 +23,7 @@ from arena.models import (
     VoteKind,
     Voter,
 )
-from arena.moderation import prompts_flag_duplicates, voters_flag_anomalous
+from arena.moderation import prompts_flag_duplicates, voter_flag_set, voters_flag_anomalous
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
 from arena.tasks import moderation_run_soon, moderation_run_task
 from arena.verdicts import VoteChoice
@@ -107,7 +107,7 @@ def test_planted_random_and_always_a_voters_are_flagged_and_honest_ones_are_not(
 def test_a_dry_run_writes_nothing_and_a_flagged_voter_keeps_its_first_reason(models8, django_assert_max_num_queries):
     kinds = _pairwise_arena(models8, {"honest": 30, "always_a": 4}, votes_per_voter=50, seed=6)
     always_a = [v for v, k in kinds.items() if k == "always_a"]
-    Voter.objects.filter(id=always_a[0]).update(flagged=True, flag_reason="staff: clicks A without reading")
+    voter_flag_set(voter_id=always_a[0], flagged=True, reason="staff: clicks A without reading")
 
     # savepoint, "any K-wise votes?", the pair history's GROUP BY, the flagged count, the decided checkpoints,
     # the voters' votes, release

@@ -134,10 +134,12 @@ def test_an_aspect_leaderboard_fits_the_aspect_verdicts(client, voter_api, make_
 
 def test_flagged_voters_and_categories_are_filters(client, voter_api, other_api, make_battle):
     from arena.models import Voter
+    from arena.moderation import voter_flag_set
 
     vote_many(voter_api, make_battle, [{"outcome": "tie"}] * 3, prompt="Poem please")
     vote_many(other_api, make_battle, [{"outcome": "tie"}] * 5, prompt="Prove it")
-    Voter.objects.filter(key=f"user:{other_api.user.pk}").update(flagged=True, flag_reason="bot-like timing")
+    voter_flag_set(voter_id=Voter.objects.get(key=f"user:{other_api.user.pk}").pk, flagged=True,
+                   reason="bot-like timing")
     # Flagged voters' votes are kept, and left out unless asked for.
     assert client.get("/api/v1/leaderboard").json()["snapshot"]["n_votes"] == 3
     assert client.get("/api/v1/leaderboard", {"exclude_flagged": "0"}).json()["snapshot"]["n_votes"] == 8

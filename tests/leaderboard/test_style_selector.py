@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db.models import FilteredRelation, Q
 
 from arena.models import BattleSlot, Voter
+from arena.moderation import voter_flag_set
 from arena.services import SlotInput, battle_create, voter_get_or_create
 from config.errors import ValidationFailed
 from leaderboard import selectors
@@ -95,7 +96,7 @@ def style_votes(tmp_path, voter_api, other_api, contenders):
             outcome = str(rng.choice(["a", "b", "tie", "both_bad"]))
             body = {"outcome": outcome} | ({"aspects": {"style": str(rng.choice(["a", "b", "tie"]))}} if i % 2 else {})
             assert client.post(f"/api/v1/battles/{battle.id}/vote", body, format="json").status_code == 201
-    Voter.objects.filter(key=f"user:{other_api.user.pk}").update(flagged=True, flag_reason="test")
+    voter_flag_set(voter_id=Voter.objects.get(key=f"user:{other_api.user.pk}").pk, flagged=True, reason="test")
 
 
 def assert_same(got: PairCounts | None, want: PairCounts | None) -> None:
