@@ -26,6 +26,11 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# Production: gunicorn + uvicorn workers, WhiteNoise, DEBUG off, the tasks worker beside it (README: Running in
+# production). Needs SECRET_KEY and DATABASE_URL; options after SERVE_ARGS=, e.g. SERVE_ARGS="--bind 0.0.0.0:8000".
+serve: install
+	$(PY) -m config.serve $(SERVE_ARGS)
+
 lint: install
 	$(PY) -m ruff check .
 

@@ -11,7 +11,6 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Forbidden, ValidationFailed
+from config.schema import error_response
 
 from .captcha import captcha_enforce
 from .identity import voter_for_read, voter_from_request
@@ -197,7 +197,7 @@ class BattleVoteApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={201: RevealedBattleOutput, 200: RevealedBattleOutput,
-                   409: inline_serializer("Error", {"error": serializers.DictField()})},
+                   409: error_response("Already voted differently, void, expired or still generating.")},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
                                      description="Retries with the same key get the stored vote back (200).")],
         operation_id="battles_vote",
@@ -208,6 +208,8 @@ class BattleVoteApi(APIView):
         key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
         if len(key) > 128:
             raise ValidationFailed("must be at most 128 characters", field="Idempotency-Key")
+        if any(ord(c) < 32 or ord(c) == 127 for c in key):  # a NUL reached Postgres's text column: a 500
+            raise ValidationFailed("must not contain control characters (NUL included)", field="Idempotency-Key")
         rate_limit_enforce(request, scope="vote")
         battle_void_if_stalled(battle_id=battle_id, voter=voter_for_read(request))
         vote, created = vote_record(

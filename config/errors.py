@@ -102,3 +102,10 @@ def handler400(request, exception=None):  # type: ignore[no-untyped-def]
 
     return _json_or_default(request, 400, "bad_request", str(exception) if exception else "bad request",
                             defaults.bad_request(request, exception))
+
+
+def handler500(request):  # type: ignore[no-untyped-def]
+    """A server error under /api/ still answers in the API's JSON shape (clients parse one format)."""
+    from django.views import defaults
+
+    return _json_or_default(request, 500, "server_error", "internal server error", defaults.server_error(request))

@@ -1,11 +1,13 @@
 """Settings for the arena service: one module, every knob read from the environment.
 
 Unset variables fall back to development defaults only where that is safe; a production start
-(DEBUG off) without SECRET_KEY refuses to boot rather than run with a guessable key.
+(DEBUG off) without SECRET_KEY refuses to boot rather than run with a guessable key, and the site is not
+served (config.asgi / config.wsgi) on a weak one.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -45,14 +47,58 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", default=False)
-SECRET_KEY = env_str("SECRET_KEY", default="dev-only-insecure-secret-key" if DEBUG else None)
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+SECRET_KEY = env_str("SECRET_KEY", default=DEV_SECRET_KEY if DEBUG else None)
+# Django's own deploy check (security.W009) asks for this much: a key an attacker cannot guess lets them
+# forge voter cookies and sessions. Generate one with `python -c "import secrets; print(secrets.token_urlsafe(50))"`.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why ``key`` is too weak to sign a public site's cookies, or None when it is strong enough."""
+    if key == DEV_SECRET_KEY or key.startswith("django-insecure-"):
+        return "it is a published development key"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"it has {len(key)} characters (at least {SECRET_KEY_MIN_LENGTH} are needed)"
+    if len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return f"it uses fewer than {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different characters"
+    return None
+
+
+def refuse_weak_secret_key() -> None:
+    """Raise ImproperlyConfigured when the site is about to be served with DEBUG off on a guessable key.
+
+    Called by config.asgi and config.wsgi (what gunicorn, uvicorn or runserver load to serve the site), not at
+    settings import: management commands, benchmarks and the test suite run with DEBUG off on throwaway keys
+    and serve no visitor, and refusing them would only make every script invent a long key.
+    """
+    from django.conf import settings
+
+    if not settings.DEBUG and (why := secret_key_weakness(settings.SECRET_KEY)):
+        raise ImproperlyConfigured(f"SECRET_KEY is too weak to serve the site with DEBUG off: {why}. Generate one "
+                                   'with: python -c "import secrets; print(secrets.token_urlsafe(50))"')
+
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # Behind a TLS-terminating proxy, trust its X-Forwarded-Proto so request.is_secure() (and so the
 # voter cookie's Secure flag) is right. Only set this when the proxy overwrites the header.
 if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Served over HTTPS (the default with DEBUG off): session and CSRF cookies only over HTTPS, plain-HTTP requests
+# redirected to HTTPS, and browsers told to use nothing else (HSTS). SECURE_COOKIES=0 turns all three off at once
+# for a plain-HTTP site on a trusted network (and the test suite's live server); each may be set on its own too.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
+# Behind a TLS-terminating proxy the redirect needs TRUST_X_FORWARDED_PROTO=1, or every request looks like plain
+# HTTP and is redirected forever; turn it off (SECURE_SSL_REDIRECT=0) where the proxy itself redirects port 80.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=SESSION_COOKIE_SECURE)
+# HSTS is sent only on HTTPS responses. A year is what browsers' preload lists ask for; the preload directive only
+# allows a submission to hstspreload.org, it submits nothing. Set SECURE_HSTS_INCLUDE_SUBDOMAINS=0 if subdomains
+# of the arena's host name must stay reachable over plain HTTP.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -74,7 +120,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an over-long body is refused (413) before any other middleware or view can read it.
+    "config.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic) straight from the web process: right after the security
+    # middleware (so HTTPS redirects and HSTS still apply), before anything that reads sessions or the database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,6 +134,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "arena.middleware.VoterCookieMiddleware",
 ]
+# Largest request body accepted, in bytes (413 above it, config.middleware). The largest legitimate body is a
+# staff battle with given responses: a 100,000-character prompt and 6 answers of 200,000 characters, 1.3 M
+# characters, which JSON clients that escape non-ASCII (Python's json, requests) send as up to ~7.8 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 8 * 1024 * 1024)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -144,7 +199,20 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` (run by `make serve`) copies every app's static files here; WhiteNoise serves them,
+# gzip-compressed, with no web server in front needed. The default folder is in the checkout, empty (its contents
+# git-ignored): WhiteNoise warns about a missing one on every handler it builds, in the test suite too.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed but not hashed names: `{% static %}` then works without a collectstatic manifest (the test suite,
+    # runserver), and the few small assets are cached for WHITENOISE_MAX_AGE (60 s) instead of forever.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Under ASGI, Django reads WhiteNoise's (synchronous) file responses whole before sending them, and warns on every one:
+# right for our few small assets, and noise in the log of each static request. The arena's own answer stream is an
+# async iterator under ASGI (tests/arena/test_access_gate.py checks that directly, not through this warning).
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -156,7 +224,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a nesting cap: 10,000 nested brackets were a RecursionError (500), now a 400.
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.DepthLimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -175,6 +244,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation documents its error responses in the one error shape (config/schema.py); the first
+    # hook is drf-spectacular's default, kept.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "config.schema.document_error_responses"],
 }
 
 # The arena

@@ -15,6 +15,7 @@ from trainer.urls import page_urlpatterns as trainer_pages
 
 handler404 = "config.errors.handler404"
 handler400 = "config.errors.handler400"
+handler500 = "config.errors.handler500"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -48,6 +48,9 @@ def _judge_body(judge: Judge, latest: Audit | None) -> dict[str, Any]:
             "latest_audit": latest.pk if latest else None}
 
 
+MAX_PRICE = 99_999_999  # per million tokens: the largest whole number Judge's price columns hold
+
+
 class JudgeListApi(APIView):
     @extend_schema_serializer(component_name="JudgeInput")
     class InputSerializer(serializers.Serializer):
@@ -62,8 +65,10 @@ class JudgeListApi(APIView):
         max_tokens = serializers.IntegerField(min_value=1, max_value=32768, required=False, default=1024)
         seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True,
                                         default=None)
-        prompt_price_per_mtok = serializers.FloatField(min_value=0, required=False, default=0.0)
-        completion_price_per_mtok = serializers.FloatField(min_value=0, required=False, default=0.0)
+        # Stored as DECIMAL(12, 4): anything from 10^8 on overflowed in the database (a 500, not a 400).
+        prompt_price_per_mtok = serializers.FloatField(min_value=0, max_value=MAX_PRICE, required=False, default=0.0)
+        completion_price_per_mtok = serializers.FloatField(min_value=0, max_value=MAX_PRICE, required=False,
+                                                           default=0.0)
 
     def get_permissions(self) -> list[Any]:
         return [IsAdminUser()] if self.request.method == "POST" else []

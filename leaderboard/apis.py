@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +21,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
+from config.schema import error_response
 
 from .config import CIS, METHODS, TIES, LeaderboardConfig
 from .models import Snapshot
@@ -88,7 +90,11 @@ class LeaderboardOutput(serializers.Serializer):
 
 
 def _config(request: Request) -> LeaderboardConfig:
-    return LeaderboardConfig.from_query(request.query_params.dict())
+    params = request.query_params.dict()
+    for name, value in params.items():
+        if "\x00" in value:  # a NUL reached Postgres in a filter (category=a%00b): a 500
+            raise ValidationFailed("must not contain NUL characters", field=name)
+    return LeaderboardConfig.from_query(params)
 
 
 def _etag(content: str) -> str:
@@ -131,12 +137,29 @@ def _csv_cell(column: str, value: object) -> object:
     return value
 
 
+# A snapshot is fitted on demand: a fit that cannot converge is a 422 (leaderboard.services.FitFailed).
+NOT_MODIFIED_AND_FIT_FAILED: dict[int, Any] = {
+    304: OpenApiResponse(description="Not modified: the client's If-None-Match names this ETag."),
+    422: error_response("The fit did not converge on these votes (code fit_failed)."),
+}
+
+
+class MatrixOutput(serializers.Serializer):
+    snapshot_id = serializers.IntegerField()
+    kind = serializers.CharField()
+    models = serializers.ListField(child=serializers.CharField())
+    matrix = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+                                   help_text="(M x M) over `models`, row by row; null where undefined.")
+
+
 class LeaderboardApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "leaderboard"
 
     @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("format", str, enum=["json", "csv"])],
-                   responses={200: LeaderboardOutput}, operation_id="leaderboard_retrieve",
+                   responses={(200, "application/json"): LeaderboardOutput, (200, "text/csv"): OpenApiTypes.STR,
+                              **NOT_MODIFIED_AND_FIT_FAILED},
+                   operation_id="leaderboard_retrieve",
                    description="Latest snapshot of this configuration (fitted on demand if there is none): rows "
                                "with contender metadata, and provenance (n_votes, data hash, created, params). Rows "
                                "come by component of the comparison graph (1 = most votes), ranked within it. A null "
@@ -171,7 +194,7 @@ class LeaderboardMatrixApi(APIView):
     KINDS = ("winrate", "count", "predicted")
 
     @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("kind", str, enum=list(KINDS))],
-                   responses={200: None}, operation_id="leaderboard_matrix",
+                   responses={200: MatrixOutput, **NOT_MODIFIED_AND_FIT_FAILED}, operation_id="leaderboard_matrix",
                    description="(M x M) matrix over `models`: empirical win rate of row over column (ties "
                                "count half), battle counts, or the fitted probability that row beats column.")
     def get(self, request: Request) -> Response | HttpResponse:
