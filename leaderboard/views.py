@@ -1,10 +1,13 @@
 """The leaderboard page: the same snapshots as the API, with interval bars and the win-rate heatmap."""
 from __future__ import annotations
 
+import math
 from itertools import groupby
+from types import SimpleNamespace
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from rest_framework.throttling import ScopedRateThrottle
 
 from arena.selectors import contender_recent_shares
 from config.errors import ApplicationError
@@ -41,8 +44,18 @@ def _tie_evidence_line(params: dict, ties: str) -> dict[str, object] | None:
     }
 
 
+# The page, like the API, may start a fit: it counts against the API's per-client "leaderboard" limit.
+_THROTTLED_VIEW = SimpleNamespace(throttle_scope="leaderboard")
+
+
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"methods": METHODS, "ties_modes": TIES, "cis": CIS, "categories": categories()}
+    if not (throttle := ScopedRateThrottle()).allow_request(request, _THROTTLED_VIEW):
+        wait = math.ceil(throttle.wait() or 1)
+        context.update(config=LeaderboardConfig(), error=f"Too many leaderboard requests: try again in {wait} s.")
+        response = render(request, "leaderboard/leaderboard.html", context, status=429)
+        response["Retry-After"] = str(wait)
+        return response
     try:
         config = LeaderboardConfig.from_query(request.GET.dict())
         snapshot = snapshot_with_rows(snapshot_serve(config=config).id)

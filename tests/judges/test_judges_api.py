@@ -40,22 +40,24 @@ def test_a_staff_run_is_queued_executed_by_the_worker_and_followed(
         judge, voted_battles, staff_api, django_capture_on_commit_callbacks):
     from django_tasks_db.models import DBTaskResult
 
-    voted_battles(5)
+    # 12 battles, 72 judgments: the planted bias (first shown picked outright 40 % of the time, a first-position
+    # rate near 0.7) is then above 0.5 by ~4 standard errors whatever order the battles show their answers in.
+    voted_battles(12)
     with django_capture_on_commit_callbacks(execute=True):
         response = _start(staff_api, replicates=2, perturbations=["bandwagon"], filters={"category": "writing"})
     assert response.status_code == 202
     body = response.json()
-    assert body["status"] == "queued" and body["battles"] == 5 and body["n_total"] == 5 * (4 + 2)
+    assert body["status"] == "queued" and body["battles"] == 12 and body["n_total"] == 12 * (4 + 2)
     queued = DBTaskResult.objects.get(task_path__endswith="judge_run_task")
     summary = judge_run_task.call(*queued.args_kwargs["args"])
     assert summary["status"] == "succeeded"
     followed = staff_api.get(f"{RUNS}/{body['id']}").json()
-    assert followed["status"] == "succeeded" and followed["n_done"] == followed["n_total"] == 30
+    assert followed["status"] == "succeeded" and followed["n_done"] == followed["n_total"] == 72
     assert followed["audits"] == [summary["audit"]]
     audit = APIClient().get(f"/api/v1/judges/audits/{summary['audit']}")   # audits are public
     assert audit.status_code == 200
     report = audit.json()["report"]["judges"]["scripted-biased"]
-    assert report["n"] == 30
+    assert report["n"] == 72
     assert report["position"]["first_position_rate"]["value"] > 0.5   # the planted position bias shows
 
 
