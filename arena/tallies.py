@@ -45,6 +45,7 @@ from django.db.models import (
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from .db_copy import copy_rows
 from .models import (
     PAIR_KEY,
     RANKING_KEY,
@@ -126,8 +127,8 @@ class TalliedVote:
     ranking: Sequence[Sequence[int]] | None = None
 
 
-def _change_rows(votes: Iterable[TalliedVote]) -> tuple[list[Model], list[Model]]:
-    """Pair and ranking change rows for ``votes``, grouped by their facts (one row per distinct key)."""
+def _change_counts(votes: Iterable[TalliedVote]) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
+    """Pair and ranking change counts for ``votes`` by key: (day, *PAIR_KEY) and (day, *RANKING_KEY) values."""
     pairs: Counter[tuple[Any, ...]] = Counter()
     rankings: Counter[tuple[Any, ...]] = Counter()
     for vote in votes:
@@ -139,20 +140,19 @@ def _change_rows(votes: Iterable[TalliedVote]) -> tuple[list[Model], list[Model]
             else:
                 rankings[(*facts, ranking_key(kind=vote.kind, best_position=vote.best_position,
                                               ranking=vote.ranking, contenders=vote.contenders))] += 1
-    return (
-        [PairTallyChange(day=d, tag=t, language=lang, anonymous=anon, flagged=flag, contender_a_id=a,
-                         contender_b_id=b, outcome=o, n=n) for (d, t, lang, anon, flag, a, b, o), n in pairs.items()],
-        [RankingTallyChange(day=d, tag=t, language=lang, anonymous=anon, flagged=flag, ranking=r, n=n)
-         for (d, t, lang, anon, flag, r), n in rankings.items()],
-    )
+    return pairs, rankings
 
 
 def _write_changes(votes: Iterable[TalliedVote], *, sign: int = 1) -> None:
-    pair_rows, ranking_rows = _change_rows(votes)
-    for row in (*pair_rows, *ranking_rows):
-        row.n *= sign  # type: ignore[attr-defined]
-    PairTallyChange.objects.bulk_create(pair_rows, batch_size=5000)
-    RankingTallyChange.objects.bulk_create(ranking_rows, batch_size=5000)
+    for tables, counts in zip((PAIRS, RANKINGS), _change_counts(votes), strict=True):
+        columns = ("day", *tables.columns(), "n")
+        rows = [(*key, sign * n) for key, n in counts.items()]
+        if connection.vendor == "postgresql" and len(rows) > 100:  # an import: COPY is ~10x faster
+            copy_rows(tables.change._meta.db_table, columns, rows)
+        else:
+            fields = ("day", *(tables.change._meta.get_field(k).attname for k in tables.key), "n")
+            tables.change.objects.bulk_create([tables.change(**dict(zip(fields, row, strict=True))) for row in rows],
+                                              batch_size=5000)
 
 
 def vote_tally(vote: Vote, *, tags: Iterable[str], language: str, contenders: Sequence[int],

@@ -19,6 +19,7 @@ from django.utils import timezone
 from battlefiles import conversation_style_counts, text_style_counts
 from battlefiles.style import StyleCounts
 
+from ..db_copy import copy_rows
 from ..fingerprints import prompt_sha256, vote_fingerprint, vote_fingerprint_base
 from ..ids import uuid7
 from ..models import (
@@ -199,13 +200,6 @@ class _Batch:
         return self.contenders[record.models[0]], self.contenders[record.models[1]]
 
 
-def _copy(table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    # Rows are produced while the server ingests the previous ones: Python and Postgres overlap.
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
 def _skip_per_row_triggers(*, contender_ids: list[int], voter_ids: list[int], prompt_ids: list[int]) -> bool:
     """On Postgres as a superuser, turn off per-row trigger work for this transaction, keeping its guarantees.
 
@@ -260,10 +254,10 @@ def _check_records(records: Sequence[BattleRecord]) -> None:
 
 
 def _write_postgres(batch: _Batch) -> None:
-    _copy(Battle._meta.db_table, BATTLE_COLUMNS, batch.battle_rows())
-    _copy(BattleSlot._meta.db_table, SLOT_COLUMNS, batch.slot_rows())
-    _copy(Vote._meta.db_table, VOTE_COLUMNS, batch.vote_rows())
-    _copy(BattleTag._meta.db_table, TAG_COLUMNS, batch.tag_rows())
+    copy_rows(Battle._meta.db_table, BATTLE_COLUMNS, batch.battle_rows())
+    copy_rows(BattleSlot._meta.db_table, SLOT_COLUMNS, batch.slot_rows())
+    copy_rows(Vote._meta.db_table, VOTE_COLUMNS, batch.vote_rows())
+    copy_rows(BattleTag._meta.db_table, TAG_COLUMNS, batch.tag_rows())
 
 
 def _write_orm(batch: _Batch) -> None:
