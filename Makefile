@@ -33,6 +33,7 @@ serve: install
 
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 check: install
 	DEBUG=1 $(PY) manage.py check

@@ -71,7 +71,7 @@ def _suffixes(path: Path) -> tuple[str, bool]:
 
 def _open_text(path: Path, compressed: bool) -> IO[str]:
     # The wrapper owns the binary stream and closes it: callers use the result in a with-block.
-    raw: IO[bytes] = gzip.open(path, "rb") if compressed else path.open("rb")  # type: ignore[assignment]  # noqa: SIM115
+    raw = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 

@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from typing import cast
 
 import numpy as np
 
@@ -188,6 +189,13 @@ def _first(mask: np.ndarray) -> int | None:
     return int(np.argmax(mask)) if mask.any() else None
 
 
+def _first_known(mask: np.ndarray) -> int:
+    """:func:`_first` of a mask the caller knows has a true element."""
+    row = _first(mask)
+    assert row is not None
+    return row
+
+
 def _describe(value: object) -> str:
     return json.dumps(value, default=str)[:60]
 
@@ -210,9 +218,9 @@ def _factorize(values: list, field: str, problems: _Problems, *, required: bool)
     """String column -> (codes, -1 for None; vocabulary in first-seen order); records problems."""
     codes, vocab = _codes(values, field, problems, "a string" if required else "a string or null")
     if "" in vocab:
-        problems.add(_first(codes == vocab[""]), field, "must be a non-empty string")
+        problems.add(_first_known(codes == vocab[""]), field, "must be a non-empty string")
     if required and None in vocab:
-        problems.add(_first(codes == vocab[None]), field, "is required")
+        problems.add(_first_known(codes == vocab[None]), field, "is required")
     keys = list(vocab)
     dense = np.cumsum([k is not None for k in keys]) - 1
     remap = np.array([-1 if k is None else int(d) for k, d in zip(keys, dense, strict=True)] + [-1], dtype=np.int32)
@@ -228,9 +236,9 @@ def _enum(values: list, field: str, allowed: dict, problems: _Problems, *, requi
         if key in allowed:
             lookup[i] = allowed[key]
         elif key is None and required:
-            problems.add(_first(codes == i), field, f"is required (one of {choices})")
+            problems.add(_first_known(codes == i), field, f"is required (one of {choices})")
         elif key is not None:
-            problems.add(_first(codes == i), field, f"must be one of {choices}, got {_describe(key)}")
+            problems.add(_first_known(codes == i), field, f"must be one of {choices}, got {_describe(key)}")
     return lookup[codes]
 
 
@@ -257,9 +265,9 @@ def _integers(values: list, field: str, problems: _Problems, *, required: bool, 
     except OverflowError:
         arr = np.array([v if abs(v) < _INT_LIMIT else _INT_LIMIT for v in values], dtype=np.int64)
     bad = (np.abs(arr) >= _INT_LIMIT) | ((arr < 0) & ~null)
-    row = _first(bad)
-    if row is not None:
-        problems.add(row, field, f"must be an integer >= 0, got {values[row]}")
+    bad_row = _first(bad)
+    if bad_row is not None:
+        problems.add(bad_row, field, f"must be an integer >= 0, got {values[bad_row]}")
     return arr
 
 
@@ -376,13 +384,13 @@ def _check_rows_agree(t: JudgmentTable) -> None:
         pos = np.flatnonzero(same)
         first_rows, later_rows = order[pos], order[pos + 1]
         # lexsort is stable, so within a run of equal keys rows are in file order.
-        k = int(np.argmin(later_rows))
-        problems.add(int(later_rows[k]), "replicate",
+        at = int(np.argmin(later_rows))
+        problems.add(int(later_rows[at]), "replicate",
                      f"duplicate judgment: same judge, battle_id, order, replicate and perturbation as line "
-                     f"{t.line[first_rows[k]]}")
+                     f"{t.line[first_rows[at]]}")
     if problems.best is not None:
-        row, _, field, message = problems.best
-        raise AuditInputError(int(t.line[row]), field, message)
+        row, _, bad_field, message = problems.best
+        raise AuditInputError(int(t.line[row]), bad_field, message)
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +437,8 @@ def read_judgments(lines: Iterable[str | bytes]) -> JudgmentTable:
         # One parse of the whole array is faster than a call per line; any oddity (a line holding
         # two values, invalid JSON) falls back to per-line parsing for the exact line number.
         try:
-            records = json.loads("[" + ",".join(texts) + "]")
+            # cast: the lines of one input are all str or all bytes, and the first is a str
+            records = json.loads("[" + ",".join(cast("list[str]", texts)) + "]")
             if len(records) != len(texts):
                 records = None
         except ValueError:
@@ -490,7 +499,7 @@ class _ArrowRejected(Exception):
 _TWO_OBJECTS = re.compile(rb"\}[ \t\r]*\{")
 
 
-def _read_with_arrow(data: bytes) -> JudgmentTable | None:
+def _read_with_arrow(data: bytes) -> JudgmentTable:
     import pyarrow as pa
     import pyarrow.json as pj
 

@@ -189,7 +189,7 @@ def ranking_audit(view: JudgeView, *, human_ratings: dict[str, float] | None = N
     * ``ranking_vs_human`` -- Spearman and Kendall tau-b between judge (corrected) and human ratings
       over the models that have both; ``movers`` -- the largest nonzero ``|rank_change|`` (at most 5).
     """
-    empty = {"spearman": None, "kendall": None, "n_models": 0, "movers": []}
+    empty: dict[str, object] = {"spearman": None, "kendall": None, "n_models": 0, "movers": []}
     fit = fit if fit is not None else covariate_bt(view)
     if fit is None:
         return [], empty

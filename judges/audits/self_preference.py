@@ -57,7 +57,8 @@ def self_preference_audit(view: JudgeView) -> dict:
             s_own = np.where(size > 0, (w @ judge_mean) / size, np.nan)
             s_hum = np.where(size > 0, (w @ human_score) / size, np.nan)
     return {
-        "self_preference": est_bootstrap(own - hum, None if w is None else s_own - s_hum, n, level, test=True),
+        "self_preference": est_bootstrap(own - hum, None if s_own is None or s_hum is None else s_own - s_hum, n, level,
+                                         test=True),
         "own_win_rate": est_bootstrap(own, s_own, n, level),
         "human_win_rate": est_bootstrap(hum, s_hum, n, level),
     }

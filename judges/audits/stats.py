@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import overload
 
 import numpy as np
 
@@ -133,6 +134,12 @@ def bootstrap_weights(n_clusters: int, rounds: int, rng: np.random.Generator) ->
     return weights
 
 
+@overload
+def bootstrap_ratio(weights: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray: ...
+@overload
+def bootstrap_ratio(weights: None, num: np.ndarray, den: np.ndarray) -> None: ...
+@overload
+def bootstrap_ratio(weights: np.ndarray | None, num: np.ndarray, den: np.ndarray) -> np.ndarray | None: ...
 def bootstrap_ratio(weights: np.ndarray | None, num: np.ndarray, den: np.ndarray) -> np.ndarray | None:
     """Per-round ratio ``(W @ num) / (W @ den)``; NaN in rounds whose denominator is zero."""
     if weights is None:
@@ -427,7 +434,8 @@ def grouped_logistic_fit(
     for _ in range(max_iter):
         mu = _sigmoid(np.einsum("ij,ij->i", X, beta[group]))
         resid = mu - y
-        grad = np.stack([np.bincount(group, weights=resid * X[:, c], minlength=n_groups) for c in range(k)], 1)
+        grad: np.ndarray = np.stack(  # float (weighted bincounts); numpy's stubs say intp
+            [np.bincount(group, weights=resid * X[:, c], minlength=n_groups) for c in range(k)], 1)
         grad += l2 * beta
         hess = _group_outer(X * (mu * (1.0 - mu))[:, None], X, group, n_groups) + eye
         step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]

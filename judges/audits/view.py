@@ -7,9 +7,11 @@ resampled: a difference of two figures is resampled on the same battles).
 """
 from __future__ import annotations
 
+import enum
 import math
 import zlib
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -26,7 +28,14 @@ from .stats import (
 
 __all__ = ["JudgeView", "est", "est_bootstrap", "est_null", "est_wald", "est_wilson", "judge_rng", "judge_view"]
 
-_MISSING = object()
+
+class _Missing(enum.Enum):
+    """The type of ``_MISSING``: "no p_value argument", which is not None ("a test, not estimable")."""
+
+    MISSING = enum.auto()
+
+
+_MISSING: Final = _Missing.MISSING
 
 
 def _num(x: float | None) -> float | None:
@@ -37,7 +46,8 @@ def _num(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def est(value: float | None, ci: tuple[float, float] | None, n: int, p_value: object = _MISSING) -> dict:
+def est(value: float | None, ci: tuple[float, float] | None, n: int,
+        p_value: float | _Missing | None = _MISSING) -> dict:
     """The schema's ``Est``: value, ci_low, ci_high (+ p_value where a test is stated), n."""
     value = _num(value)
     low, high = (None, None) if ci is None or value is None else (_num(ci[0]), _num(ci[1]))

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .bradley_terry import TieMode
 from .data import BOTH_BAD, TIE, PairCounts
 from .errors import ConvergenceError
 from .fit import CI_METHODS, METHODS, TIE_MODES
@@ -64,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _pairs_with_style(loaded: BattleFile) -> PairCounts:
     from .style import STYLE_FEATURES, style_features
 
+    # read_battles(style=True), as main calls it with --style-control, returns both style arrays
+    assert loaded.style_a is not None and loaded.style_b is not None
     x = style_features(loaded.style_a, loaded.style_b)
     return loaded.battles.to_pair_counts(features=x, feature_names=STYLE_FEATURES)
 
 
-def _default_ties(args: argparse.Namespace, loaded: BattleFile) -> str:
+def _default_ties(args: argparse.Namespace, loaded: BattleFile) -> TieMode:
     """The service's default (``leaderboard.config.default_ties``): Rao-Kupper for bt, when there are ties to fit."""
     if args.method != "bt" or args.exclude_ties:
         return "half"
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = _pairs_with_style(loaded) if args.style_control else None
     ties = args.ties or _default_ties(args, loaded)
 
-    def fit_with(tie_model: str) -> LeaderboardFit:
+    def fit_with(tie_model: TieMode) -> LeaderboardFit:
         return leaderboard_fit(
             pairs, method=args.method, ties=tie_model, exclude_ties=args.exclude_ties, ci=args.ci,
             bootstrap=args.bootstrap, style_control=args.style_control, anchor=args.anchor, l2=args.l2,
@@ -121,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for name in fit.params.get("style_features_dropped", []):
+    dropped = fit.params.get("style_features_dropped", [])
+    assert isinstance(dropped, list)  # leaderboard_fit records the names it dropped as a list
+    for name in dropped:
         print(f"note: style feature {name!r} is constant in this file; left out", file=sys.stderr)
     json.dump(fit.to_records(), sys.stdout, indent=1)
     sys.stdout.write("\n")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 
@@ -25,7 +25,7 @@ _SYMBOLS = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_thread
 
 
 @cache
-def _openblas() -> tuple[object, object] | None:
+def _openblas() -> tuple[Callable[[], int], Callable[[int], object]] | None:
     root = os.path.dirname(os.path.dirname(np.__file__))
     candidates = glob.glob(os.path.join(root, "numpy.libs", "lib*openblas*"))
     candidates += glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs", "lib*openblas*"))

@@ -25,19 +25,26 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numba
 import numpy as np
 
+if TYPE_CHECKING:
+    from numba.core.dispatcher import Dispatcher
+
 __all__ = ["draws_match_numpy", "permutation_replays", "replay"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: Score of the first model for each packed outcome code (A wins, B wins, tie).
 _SCORE = np.array([1.0, 0.0, 0.5])
 
 
-def _jit(fn):
+def _jit(fn: _F) -> Dispatcher[_F]:
     try:
         return numba.njit(cache=True, nogil=True)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available": nowhere writable
@@ -45,7 +52,8 @@ def _jit(fn):
 
 
 @_jit
-def _replay_pow(a, b, s, rating, k, base, inv_scale):  # pragma: no cover - compiled
+def _replay_pow(a: np.ndarray, b: np.ndarray, s: np.ndarray, rating: np.ndarray, k: float, base: float,
+                inv_scale: float) -> None:  # pragma: no cover - compiled
     # The update of the reference loop, in the same floating-point order (pow, not exp).
     for t in range(a.size):
         ia = a[t]
@@ -58,7 +66,7 @@ def _replay_pow(a, b, s, rating, k, base, inv_scale):  # pragma: no cover - comp
 
 
 @_jit
-def _scan_swaps(words, swaps, i):  # pragma: no cover - compiled
+def _scan_swaps(words: np.ndarray, swaps: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
     # numpy's random_interval(i) over a block of 32-bit words: candidate j = w & mask, accepted when
     # j <= i; then the next position i - 1. Written without a data-dependent branch (the ~28 %
     # rejections would mispredict). Returns the first position still without a target (0: done).
@@ -80,7 +88,7 @@ def _scan_swaps(words, swaps, i):  # pragma: no cover - compiled
 
 
 @_jit
-def _apply_swaps(x, swaps):  # pragma: no cover - compiled
+def _apply_swaps(x: np.ndarray, swaps: np.ndarray) -> None:  # pragma: no cover - compiled
     # The Fisher-Yates pass: position i (from the end) trades places with swaps[i] <= i.
     for i in range(x.size - 1, 0, -1):
         j = swaps[i]
@@ -90,7 +98,8 @@ def _apply_swaps(x, swaps):  # pragma: no cover - compiled
 
 
 @_jit
-def _shuffle_replay(codes, swaps, work, rating, shift, b_mask, k, log_base, score):  # pragma: no cover
+def _shuffle_replay(codes: np.ndarray, swaps: np.ndarray, work: np.ndarray, rating: np.ndarray, shift: int,
+                    b_mask: int, k: float, log_base: float, score: np.ndarray) -> None:  # pragma: no cover
     # Apply the Fisher-Yates swaps to a copy of the packed battles, then replay them in that order
     # with the update of the reference permutation path (exp of a pre-scaled log base).
     n = codes.size

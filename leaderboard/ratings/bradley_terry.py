@@ -37,7 +37,7 @@ from .data import TIE, PairCounts
 __all__ = ["PairwiseObjective", "TieMode", "expected_score", "pair_probabilities"]
 
 TieMode = Literal["half", "davidson", "rao-kupper"]
-TIE_MODES: tuple[str, ...] = ("half", "davidson", "rao-kupper")
+TIE_MODES: tuple[TieMode, ...] = ("half", "davidson", "rao-kupper")
 _N_COLS = 3  # weight columns: A wins, B wins, tie
 
 
@@ -98,6 +98,8 @@ def pair_probabilities(d: np.ndarray, ties: TieMode = "half", eta: float | None 
     if ties == "half":
         sp, sn = sigmoid_pair(d)
         return np.stack([sp, sn, np.zeros_like(d)], axis=-1)
+    if eta is None:
+        raise TypeError(f"ties={ties!r} needs eta (the log tie parameter)")
     units = (_units_davidson if ties == "davidson" else _units_rao_kupper)(d, np.full_like(d, float(eta)))
     return np.exp(np.stack(units["u"], axis=-1))
 
@@ -134,6 +136,8 @@ class PairwiseObjective:
     exact because the model has no position effect, and merged to one row per pair: a 130-model
     arena then has at most 8,385 rows whatever the number of battles.
     """
+
+    _pair_id: np.ndarray | None  # style rows: each row's pair (an index into _ua/_ub); None when rows are pairs
 
     def __init__(
         self,
@@ -177,7 +181,7 @@ class PairwiseObjective:
         if style:
             self.pa, self.pb = a, b
             self.x = np.asarray(data.features)
-            weights = np.zeros((a.size, _N_COLS))
+            weights: np.ndarray = np.zeros((a.size, _N_COLS))
             weights[np.arange(a.size), out] = w
             lo, hi = np.minimum(a, b), np.maximum(a, b)
             pair_code, self._pair_id = np.unique(lo * m + hi, return_inverse=True)
@@ -279,6 +283,7 @@ class PairwiseObjective:
         d, eta = self._predictor(x)
         if self.ties == "half":
             return _units_half(d)
+        assert eta is not None  # a tie model other than "half" has the eta parameter
         return (_units_davidson if self.ties == "davidson" else _units_rao_kupper)(d, eta)
 
     def derivatives(self, x: np.ndarray, weights: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -362,6 +367,7 @@ class PairwiseObjective:
         if f:
             grad[:, m: m + f] = -cd @ self.x
         if self.n_eta:
+            assert ce is not None  # callers pass the eta derivatives whenever the model has eta
             grad[:, -1] = -ce.sum(axis=1)
         return grad
 
@@ -390,6 +396,7 @@ class PairwiseObjective:
                 hess[:, m + k, :m] = col
             hess[:, m: m + f, m: m + f] = np.einsum("rnf,ng->rfg", hdx, self.x)
         if self.n_eta:
+            assert hde is not None and hee is not None  # callers pass the eta derivatives whenever the model has eta
             col = self._diff_scatter(hde)
             hess[:, :m, -1] = col
             hess[:, -1, :m] = col

@@ -14,7 +14,7 @@ quadratic penalty that does two jobs:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -169,7 +169,8 @@ def round_status(
     always = np.empty(src.size, dtype=bool)
     for k, pos in enumerate(positive):
         sel = stratum == k
-        always[sel] = pos.all(axis=0)[cell[sel]]
+        # cast: numpy's stubs type a one-axis reduction as scalar or array; of (R, n) it is an (n,) array
+        always[sel] = cast(np.ndarray, pos.all(axis=0))[cell[sel]]
     # Edges present in every round form a subgraph; if it already satisfies Zermelo's condition,
     # every round does, and the per-round search (the expensive part) is skipped.
     base = strength_status(src[always], dst[always], np.ones((1, int(always.sum())), dtype=bool),

@@ -217,6 +217,7 @@ def _build_objective(
 
 def _drop_constant_features(pairs: PairCounts) -> tuple[PairCounts, list[str]]:
     """Remove style columns that never vary (e.g. no markdown at all): their effect is not identified."""
+    assert pairs.features is not None  # the caller checks: only style-controlled pairs with features come here
     keep = pairs.features.std(axis=0) > 0
     if keep.all():
         return pairs, []
@@ -333,15 +334,15 @@ def _fit_elo(
     battles: EloBattles, *, exclude_ties: bool, both_bad_as_tie: bool, bootstrap: int, level: float,
     anchor: str | None, k: float, rng: np.random.Generator, params: dict[str, object], provisional_votes: float,
 ) -> LeaderboardFit:
-    opts = {"k": k, "exclude_ties": exclude_ties, "both_bad_as_tie": both_bad_as_tie}
     kept = battles.to_pair_counts().select_outcomes(exclude_ties=exclude_ties, both_bad_as_tie=both_bad_as_tie)
     votes = kept.model_votes()
     labels = comparison_components(battles.n_models, kept.a, kept.b)
     components = _Components.build(battles.models, votes, labels,
                                    np.bincount(labels[kept.a], kept.weight, minlength=int(labels.max()) + 1))
     anchor_i = _anchor_index(battles.models, votes, anchor)
-    rating = elo_battles(battles, **opts)
-    replays = elo_permutations(battles, bootstrap, rng, **opts)
+    rating = elo_battles(battles, k=k, exclude_ties=exclude_ties, both_bad_as_tie=both_bad_as_tie)
+    replays = elo_permutations(battles, bootstrap, rng, k=k, exclude_ties=exclude_ties,
+                               both_bad_as_tie=both_bad_as_tie)
     if anchor_i is not None:
         # Same transformation for the point estimate and every replay: anchor at exactly 1000. Only the
         # anchor's component moves; Elo's zero-sum updates keep every other component's mean at 1000.
@@ -534,7 +535,8 @@ def leaderboard_fit(
                                  both_bad_as_tie=both_bad_as_tie, style_control=style_control)
     params["provisional_votes"] = provisional_votes
     if method == "bayes":
-        return _fit_bayes(objective, level=level, anchor=anchor, prior_sd=prior_sd, rng=rng, params=params)
+        return _fit_bayes(objective, level=level, anchor=anchor, prior_sd=prior_sd, rng=rng, params=params,
+                          provisional_votes=provisional_votes)
     estimate = fit_objective(objective, l2=l2)
     params["l2"] = l2
     anchor_i = _anchor_index(objective.models, estimate.votes, anchor)
@@ -548,7 +550,7 @@ def leaderboard_fit(
 
 def _fit_bayes(
     objective: RatingObjective, *, level: float, anchor: str | None, prior_sd: float, rng: np.random.Generator,
-    params: dict[str, object],
+    params: dict[str, object], provisional_votes: float,
 ) -> LeaderboardFit:
     post = laplace_posterior(objective, prior_sd)
     est = post.estimate
@@ -564,7 +566,7 @@ def _fit_bayes(
     extra_sd = np.sqrt(np.clip(np.diag(post.covariance)[m:], 0.0, None))
     intervals = (mu - z * sigma, mu + z * sigma, est.x[m:] - z * extra_sd, est.x[m:] + z * extra_sd)
     params.update(prior_sd=prior_sd, conservative="mu - 3 sigma")
-    provisional = (est.votes > 0) & (est.votes < float(params["provisional_votes"]))
+    provisional = (est.votes > 0) & (est.votes < float(provisional_votes))
     # The leaderboard score is the conservative mu - 3 sigma (TrueSkill-style): a model needs both a
     # high mean and enough votes to rank high.
     return _finish(est, mu - 3.0 * sigma, intervals, params, provisional, None, (mu, sigma, p_best))

@@ -21,6 +21,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from battlefiles import OUTCOME_CODES, WINNERS, BattleFileError, FileBattle, rea
 from battlefiles.readers import CSV_REQUIRED
 
 from .data import EloBattles
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # optional at run time: the fast paths import it themselves
 
 __all__ = ["FORMATS", "BattleFile", "BattleFileError", "read_battles"]
 
@@ -242,7 +246,7 @@ def _release_columns(path: Path) -> set[str] | None:
     return None
 
 
-def _release_table(path: Path):  # type: ignore[no-untyped-def]
+def _release_table(path: Path) -> pa.Table | None:
     import pyarrow as pa
     import pyarrow.json as pj
     import pyarrow.parquet as pq
@@ -257,7 +261,7 @@ def _release_table(path: Path):  # type: ignore[no-untyped-def]
         return None
 
 
-def _numpy(array) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A null-free integer or boolean arrow array as NumPy, read from its buffer.
 
     ``Array.to_numpy`` would be simpler, but its first call imports pandas (~0.2 s, more than the
@@ -272,7 +276,7 @@ def _numpy(array) -> np.ndarray:  # type: ignore[no-untyped-def]
     return _numpy_unchecked(array)
 
 
-def _numpy_unchecked(array) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _numpy_unchecked(array: pa.Array) -> np.ndarray:
     """As :func:`_numpy`, leaving whatever the buffer holds at null positions (the caller masks them)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -283,7 +287,7 @@ def _numpy_unchecked(array) -> np.ndarray:  # type: ignore[no-untyped-def]
     return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
-def _flags(column, names: tuple[str, ...]) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+def _flags(column: pa.Array, names: tuple[str, ...]) -> np.ndarray | None:
     """``column[names[0]][names[1]] is True`` per row, or None when the column does not have that shape."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -297,7 +301,7 @@ def _flags(column, names: tuple[str, ...]) -> np.ndarray | None:  # type: ignore
     return _numpy(pc.and_kleene(column, pc.is_valid(column))).astype(bool)  # null -> False
 
 
-def _release_tag_mask(table, tag: str) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+def _release_tag_mask(table: pa.Table, tag: str) -> np.ndarray | None:
     """Rows carrying ``tag`` as battlefiles.categories.release_tags gives it, from columns; None: cannot tell."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -313,9 +317,10 @@ def _release_tag_mask(table, tag: str) -> np.ndarray | None:  # type: ignore[no-
             mask |= np.asarray(column.to_pylist(), dtype=object) == tag
         elif tag == "hard_6":
             flags = [_flags(column, ("criteria_v0.1", c)) for c in HARD_CRITERIA]
-            if any(f is None for f in flags):
+            known = [f for f in flags if f is not None]
+            if len(known) != len(flags):
                 return None
-            mask |= np.sum(flags, axis=0) >= 6
+            mask |= np.sum(known, axis=0) >= 6
         elif tag in _FLAG_TAGS:
             flag = _flags(column, _FLAG_TAGS[tag])
             if flag is None:
@@ -359,11 +364,11 @@ def _read_release_columns(path: Path, *, ordered: bool, category: str, include_n
         return None
     if ordered and names & {"timestamp", "tstamp"}:
         return None  # time order needs the shared reader's time parsing
-    columns = {c: table.column(c).combine_chunks() for c in ("model_a", "model_b", "winner")}
-    if not all(pa.types.is_string(c.type) and c.null_count == 0 for c in columns.values()):
+    arrays = {c: table.column(c).combine_chunks() for c in ("model_a", "model_b", "winner")}
+    if not all(pa.types.is_string(c.type) and c.null_count == 0 for c in arrays.values()):
         return None
-    encoded = {c: columns[c].dictionary_encode() for c in columns}
-    dicts = {c: encoded[c].dictionary.to_pylist() for c in columns}
+    encoded = {c: arrays[c].dictionary_encode() for c in arrays}
+    dicts = {c: encoded[c].dictionary.to_pylist() for c in arrays}
     if any(not n.strip() for n in dicts["model_a"] + dicts["model_b"]) or not set(dicts["winner"]) <= WINNERS.keys():
         return None
     anonymous = np.ones(table.num_rows, dtype=bool)

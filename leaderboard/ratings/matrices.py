@@ -1,11 +1,11 @@
 """Model-by-model matrices: battle counts, empirical win rates and predicted win probabilities."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from .bradley_terry import expected_score
+from .bradley_terry import TieMode, expected_score
 from .data import A_WINS, B_WINS, PairCounts
 
 if TYPE_CHECKING:
@@ -56,5 +56,7 @@ def predicted_win_matrix(fit: LeaderboardFit) -> np.ndarray:
     """
     theta = fit.theta
     d = theta[:, None] - theta[None, :]
-    eta = fit.params.get("log_tie_parameter")
-    return expected_score(d, fit.params.get("ties", "half") if eta is not None else "half", eta)
+    # params is leaderboard_fit's record: "ties" its TieMode argument, "log_tie_parameter" a float or None
+    eta = cast("float | None", fit.params.get("log_tie_parameter"))
+    ties = cast(TieMode, fit.params.get("ties", "half")) if eta is not None else "half"
+    return expected_score(d, ties, eta)

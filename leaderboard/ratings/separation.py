@@ -43,14 +43,15 @@ def votes_to_separate_top(
     order = sorted(range(len(ratings)), key=lambda i: -ratings[i])[:top]
     total = 0.0
     for i, j in pairwise(order):
-        if ci_low[i] is None or ci_high[i] is None or ci_low[j] is None or ci_high[j] is None:
+        low_i, high_i, low_j, high_j = ci_low[i], ci_high[i], ci_low[j], ci_high[j]
+        if low_i is None or high_i is None or low_j is None or high_j is None:
             return None
         if votes[i] <= 0 or votes[j] <= 0:
             return None
         gap = ratings[i] - ratings[j]
         if gap <= 0:
             return None
-        half_i, half_j = (ci_high[i] - ci_low[i]) / 2, (ci_high[j] - ci_low[j]) / 2
+        half_i, half_j = (high_i - low_i) / 2, (high_j - low_j) / 2
         scale = ((half_i + half_j) / gap) ** 2
         if scale > 1:
             total += (scale - 1) * (votes[i] + votes[j]) / 2

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._numeric import log_sigmoid_pair, sigmoid_pair
-from .bradley_terry import TIE_MODES, PairwiseObjective
+from .bradley_terry import TIE_MODES, PairwiseObjective, TieMode
 from .data import PairCounts
 from .newton import newton_batched
 
@@ -270,7 +270,7 @@ def tie_model_evidence(
     test = _split(counts, folds, rng)  # (K, n, 3)
     train = counts[None] - test
     train_ties = train[:, :, _T].sum(axis=1)  # (K,)
-    log_p: dict[str, np.ndarray] = {}
+    log_p: dict[TieMode, np.ndarray] = {}
     unavailable: dict[str, str] = {}
     for mode in TIE_MODES:
         if mode != "half" and not (train_ties > 0).all():
@@ -293,7 +293,7 @@ def tie_model_evidence(
     is_decisive = np.zeros(test.shape, dtype=bool)
     is_decisive[..., :_T] = True
     is_decisive = is_decisive[used]
-    parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    parts: dict[TieMode, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for mode, lp in log_p.items():
         log_decisive = np.logaddexp(lp[..., _A], lp[..., _B])[..., None]  # log P(not a tie)
         tie_part = np.concatenate([np.repeat(log_decisive, 2, axis=-1), lp[..., _T:]], axis=-1)

@@ -1,11 +1,19 @@
 """One model list for pairwise and K-wise data fitted together."""
 from __future__ import annotations
 
+from typing import overload
+
 from .checks import union_models
 from .pairs import PairCounts
 from .rankings import RankingCounts
 
 
+@overload
+def align_models(pairs: PairCounts, rankings: RankingCounts) -> tuple[PairCounts, RankingCounts]: ...
+@overload
+def align_models(
+    pairs: PairCounts | None, rankings: RankingCounts | None
+) -> tuple[PairCounts | None, RankingCounts | None]: ...
 def align_models(
     pairs: PairCounts | None, rankings: RankingCounts | None
 ) -> tuple[PairCounts | None, RankingCounts | None]:

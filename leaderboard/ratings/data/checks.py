@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 A_WINS, B_WINS, TIE, BOTH_BAD = 0, 1, 2, 3
 N_OUTCOMES = 4
@@ -27,7 +28,7 @@ def _models_tuple(models: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
-def _first_bad(mask: np.ndarray) -> int:
+def _first_bad(mask: npt.ArrayLike) -> int:
     return int(np.flatnonzero(mask)[0])
 
 

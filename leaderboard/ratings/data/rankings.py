@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -163,7 +164,8 @@ def _check_rankings(items: np.ndarray, group: np.ndarray, n_models: int) -> tupl
         raise ValueError(f"items must have shape (n, K) with K >= 2, got {items.shape}")
     if group.shape != items.shape:
         raise ValueError(f"group has shape {group.shape}, expected {items.shape}")
-    items = _int_array(items.ravel(), "items").reshape(items.shape)
+    # cast: for a shape of unknown length numpy's stubs pick reshape's 0-d overload; this is (n, K)
+    items = cast(np.ndarray, _int_array(items.ravel(), "items").reshape(items.shape))
     group = _int_array(group.ravel(), "group").reshape(group.shape)
     pad = items == -1
     checks = [
