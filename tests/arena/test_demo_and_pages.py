@@ -119,7 +119,7 @@ def test_reads_by_strangers_store_nothing_and_api_errors_are_json(client, voter_
         response = client.get(path)
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     big = client.post(f"/api/v1/battles/{battle.id}/vote", "x" * (3 * 2**20), content_type="application/json")
-    assert big.status_code == 400 and big.json()["error"]["code"] == "parse_error"  # not JSON (and under the size limit)
+    assert big.status_code == 400 and big.json()["error"]["code"] == "parse_error"  # not JSON, under the size limit
 
 
 def test_a_voted_battle_is_read_only_in_the_admin(admin_client):
