@@ -50,7 +50,11 @@ still is (draws rank between the favourite's win and the upset). For a first vot
 voter's own draw share counts as well, ``q(o) = (r_o + 1) / (r_W + r_L + r_D + 3)`` and
 ``ratio(o) = q(o) / pi_o`` (for a first vote: the rarer the outcome, the more extreme): more power
 against voters who click at random (they draw half the time), at the cost of flagging honest voters
-whose tie rate is far from the crowd's — benchmarks/anomaly_simulation.py measures both. Equal
+whose tie rate is far from the crowd's — benchmarks/anomaly_simulation.py measures both. With
+``model_habit`` (the default of :func:`voter_pvalues`) the voter's position odds are multiplied by its
+earlier lean towards the two contenders (:func:`model_lean`), so that a voter who picks one model
+wherever it stands (the targeted attacks of Huang et al. 2025 and Min et al. 2025, which have no position
+pattern) makes its favourite's wins extreme; benchmarks/manipulation_drill.py measures it. Equal
 ratios are broken by an independent uniform draw (the smoothed conformal p-value, Vovk et al.
 2005): with ``rng`` the p-value is exactly Uniform(0, 1) when the vote is exchangeable with the
 history; without ``rng`` ties count as extreme, which is valid but conservative. The randomization
@@ -93,6 +97,7 @@ __all__ = [
     "fisher_combine",
     "kwise_comparison",
     "kwise_comparisons",
+    "model_lean",
     "pairwise_comparison",
     "validate_checkpoints",
     "vote_pvalue",
@@ -212,28 +217,40 @@ def kwise_comparison(contenders: Sequence[int], *, rng: np.random.Generator, bes
 
 
 # ------------------------------------------------------------------------------ p-values
-def _ratios(bag: np.ndarray, habit: Sequence[int], *, draw_habit: bool) -> list[tuple[int, int] | None]:
+def _ratios(bag: np.ndarray, habit: Sequence[int], *, draw_habit: bool,
+            lean: tuple[int, int] = (1, 1)) -> list[tuple[int, int] | None]:
     """Each outcome's likelihood ratio as an exact fraction (numerator, denominator); None if not in the bag.
 
-    Neutral draws: with ``w = (r_W + 1) / (r_W + r_L + 2)`` and ``pi = bag / bag.sum()``,
-    ``ratio(WIN) = w (1 - pi_D) / pi_W = (r_W + 1)(b_W + b_L) / ((r_W + r_L + 2) b_W)``, likewise LOSS, and
-    ``ratio(DRAW) = 1``. With the draw habit, ``q(o) = (r_o + 1) / (r_W + r_L + r_D + 3)`` and the common
-    factors cancel: ``ratio(o) = (r_o + 1) / b_o``. Integers throughout, so that equal ratios compare
-    equal and are broken at random, never by rounding.
+    Neutral draws: the voter's odds of a first-position win are ``N / D`` with ``N = (r_W + 1) l_1`` and
+    ``D = (r_L + 1) l_2`` (``lean = (l_1, l_2)``, the model lean, ``(1, 1)`` when unused), ``w = N / (N + D)``;
+    with ``pi = bag / bag.sum()``, ``ratio(WIN) = w (1 - pi_D) / pi_W = N (b_W + b_L) / ((N + D) b_W)``,
+    likewise LOSS, and ``ratio(DRAW) = 1``. With the draw habit, ``q(o) = (r_o + 1) / (r_W + r_L + r_D + 3)``
+    for a draw and the decisive share split in the odds ``N : D``; the common factor cancels:
+    ``ratio(DRAW) = (r_D + 1) / b_D``, ``ratio(WIN) = (r_W + r_L + 2) N / ((N + D) b_W)``, likewise LOSS
+    (without a lean, ``(r_o + 1) / b_o``). Integers throughout, so that equal ratios compare equal and
+    are broken at random, never by rounding.
     """
     b = [int(x) for x in bag]
+    n_odds, d_odds = (habit[WIN] + 1) * lean[0], (habit[LOSS] + 1) * lean[1]
+    split = n_odds + d_odds
     if draw_habit:
-        return [(habit[o] + 1, b[o]) if b[o] else None for o in range(N_OUTCOMES)]
-    decisive, total = b[WIN] + b[LOSS], habit[WIN] + habit[LOSS] + 2
+        decisive_habit = habit[WIN] + habit[LOSS] + 2
+        return [
+            (decisive_habit * n_odds, split * b[WIN]) if b[WIN] else None,
+            (decisive_habit * d_odds, split * b[LOSS]) if b[LOSS] else None,
+            (habit[DRAW] + 1, b[DRAW]) if b[DRAW] else None,
+        ]
+    decisive = b[WIN] + b[LOSS]
     return [
-        ((habit[WIN] + 1) * decisive, total * b[WIN]) if b[WIN] else None,
-        ((habit[LOSS] + 1) * decisive, total * b[LOSS]) if b[LOSS] else None,
+        (n_odds * decisive, split * b[WIN]) if b[WIN] else None,
+        (d_odds * decisive, split * b[LOSS]) if b[LOSS] else None,
         (1, 1) if b[DRAW] else None,
     ]
 
 
 def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int] = (0, 0, 0),
-                draw_habit: bool = False, rng: np.random.Generator | None = None) -> float:
+                draw_habit: bool = False, rng: np.random.Generator | None = None,
+                lean: tuple[int, int] = (1, 1)) -> float:
     """Conformal p-value of one vote's outcome against the pair's history of outcomes.
 
     The bag is the history plus this vote; each outcome's extremeness is its likelihood ratio (module
@@ -261,6 +278,10 @@ def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int
         crowd get flagged more often; see benchmarks/anomaly_simulation.py).
     rng : numpy.random.Generator, optional
         Breaks ties of extremeness at random; ``None`` counts them as extreme.
+    lean : tuple of int
+        The voter's earlier lean towards the contender in the first position against the one in the
+        second, as integer odds ``(l_1, l_2)`` that multiply its position odds (:func:`model_lean`);
+        ``(1, 1)``, no lean, by default.
 
     Returns
     -------
@@ -283,7 +304,9 @@ def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int
         raise ValueError(f"habit must be {N_OUTCOMES} non-negative counts")
     bag = h.copy()
     bag[outcome] += 1
-    ratios = _ratios(bag, habit, draw_habit=draw_habit)
+    if len(lean) != 2 or min(lean) < 1:
+        raise ValueError("lean must be two positive integers")
+    ratios = _ratios(bag, habit, draw_habit=draw_habit, lean=(int(lean[0]), int(lean[1])))
     num, den = ratios[outcome]  # type: ignore[misc]  # the vote's own outcome is in the bag
     more = same = 0
     for code, ratio in enumerate(ratios):
@@ -298,10 +321,27 @@ def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int
     return (more + u * same) / int(bag.sum())
 
 
+def model_lean(record: Mapping[Hashable, tuple[int, int]], first: Hashable, second: Hashable) -> tuple[int, int]:
+    """A voter's earlier lean towards ``first`` against ``second``, as integer odds.
+
+    From the voter's earlier decisive comparisons (``record``: contender -> (wins, losses)), each contender's
+    smoothed win share ``f_c = (wins_c + 1) / (wins_c + losses_c + 2)`` (1/2 when unseen) and the odds
+    ``f_1 (1 - f_2) / (f_2 (1 - f_1))`` of a voter who favours contenders as it did before (a Bradley-Terry
+    combination of its own shares), reduced to ``((w_1 + 1)(l_2 + 1), (l_1 + 1)(w_2 + 1))``.
+
+    Why: a voter who picks one model whenever it appears (the targeted attacks of Huang et al. 2025 and
+    Min et al. 2025) has no position habit; its pattern is a *model* habit. The lean looks only at earlier
+    votes, so the p-values stay valid.
+    """
+    w1, l1 = record.get(first, (0, 0))
+    w2, l2 = record.get(second, (0, 0))
+    return (w1 + 1) * (l2 + 1), (l1 + 1) * (w2 + 1)
+
+
 def voter_pvalues(
     tested: Sequence[tuple[Hashable, int]], history: Mapping[Hashable, np.ndarray],
     own: Mapping[Hashable, np.ndarray], *, min_pair_history: int, rng: np.random.Generator | None,
-    draw_habit: bool = False, limit: int | None = None,
+    draw_habit: bool = False, limit: int | None = None, model_habit: bool = True,
 ) -> np.ndarray:
     """One voter's p-values in time order, each against the pair's history without the voter's own votes.
 
@@ -324,6 +364,10 @@ def voter_pvalues(
         Passed to :func:`vote_pvalue`.
     limit : int, optional
         Stop after this many p-values (the last checkpoint: later votes are never tested).
+    model_habit : bool
+        True (default): the voter's earlier lean towards each contender counts as well as its position
+        habit (:func:`model_lean`); each key's last two items must then be the contenders in the first
+        and second position (the service's ``(kind, k, first, second)``). False: position habit only.
 
     Returns
     -------
@@ -333,15 +377,24 @@ def voter_pvalues(
     empty = np.zeros(N_OUTCOMES, dtype=np.int64)
     out: list[float] = []
     habit = [0] * N_OUTCOMES
+    record: dict[Hashable, tuple[int, int]] = {}   # contender -> (wins, losses) in this voter's decisive votes
     for key, outcome in tested:
         if limit is not None and len(out) >= limit:
             break
         counts = history.get(key, empty) - own.get(key, empty)
         if (counts < 0).any():
             raise ValueError(f"own counts exceed the history for {key!r}: was the voter left out twice?")
+        first, second = (key[-2], key[-1]) if model_habit else (None, None)  # type: ignore[index]
         if counts.sum() >= min_pair_history:
-            out.append(vote_pvalue(counts, outcome, habit=habit, draw_habit=draw_habit, rng=rng))
+            lean = model_lean(record, first, second) if model_habit else (1, 1)
+            out.append(vote_pvalue(counts, outcome, habit=habit, draw_habit=draw_habit, rng=rng, lean=lean))
         habit[outcome] += 1   # after the test: the score of a vote looks only at earlier votes
+        if model_habit and outcome != DRAW:
+            winner, loser = (first, second) if outcome == WIN else (second, first)
+            w, lo = record.get(winner, (0, 0))
+            record[winner] = (w + 1, lo)
+            w, lo = record.get(loser, (0, 0))
+            record[loser] = (w, lo + 1)
     return np.asarray(out, dtype=float)
 
 

@@ -78,7 +78,8 @@ def _comparisons(voter: SimVoter) -> list[tuple[tuple[int, int], int]]:
 
 def detect(voters: Sequence[SimVoter], rng: np.random.Generator, *, alpha: float = anomaly.DEFAULT_ALPHA,
            checkpoints: Sequence[int] = anomaly.DEFAULT_CHECKPOINTS,
-           min_pair_history: int = 20, draw_habit: bool = False) -> list[anomaly.AnomalyResult]:
+           min_pair_history: int = 20, draw_habit: bool = False,
+           model_habit: bool = True) -> list[anomaly.AnomalyResult]:
     """Test every voter against everyone else's votes (leave-one-voter-out); one result per voter."""
     per_voter = [_comparisons(v) for v in voters]
     history: dict[tuple[int, int], np.ndarray] = {}
@@ -91,8 +92,9 @@ def detect(voters: Sequence[SimVoter], rng: np.random.Generator, *, alpha: float
         owns.append(own)
     results = []
     for comparisons, own in zip(per_voter, owns, strict=True):
+        # limit: as the service, never score votes past the last checkpoint (they are never tested).
         pvalues = anomaly.voter_pvalues(comparisons, history, own, min_pair_history=min_pair_history, rng=rng,
-                                        draw_habit=draw_habit)
+                                        draw_habit=draw_habit, limit=max(checkpoints), model_habit=model_habit)
         results.append(anomaly.voter_anomaly_test(pvalues, checkpoints=checkpoints, alpha=alpha))
     return results
 
