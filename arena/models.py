@@ -380,8 +380,13 @@ class TallyFacts(models.Model):
 class PairVerdict(models.Model):
     """A pairwise vote's verdict as the tallies count it: the two contenders in their positions and the outcome."""
 
-    contender_a = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="+", db_index=False)
-    contender_b = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # No foreign-key constraint in the database: every id here is copied from a vote whose own constraint was
+    # checked, and Django checks foreign keys at commit, one row at a time -- minutes for the millions of tally
+    # rows an import writes. `rebuild_tallies --check` compares the tallies with the votes.
+    contender_a = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="+", db_index=False,
+                                    db_constraint=False)
+    contender_b = models.ForeignKey(Contender, on_delete=models.PROTECT, related_name="+", db_index=False,
+                                    db_constraint=False)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
 
     class Meta:

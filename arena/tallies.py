@@ -1,12 +1,13 @@
 """Upkeep of the vote tallies (``PairTally*`` and ``RankingTally*`` in ``arena.models``).
 
-A vote counts once in the tally row of its facts with tag "" and once per tag of its battle. Writers only
-append to the change tables:
+A vote counts once in the tally row of its facts with tag "" and once per tag of its battle. Writers:
 
-- :func:`vote_tally` when a vote is stored (in the vote's transaction),
-- :func:`records_tally` for an import's votes, grouped, in the import's transaction,
-- :func:`votes_reclassified` around anything that flags or unflags votes or voters: it writes -1 for the
-  affected votes' rows before the change and +1 after it.
+- :func:`vote_tally` when a vote is stored (in the vote's transaction): appends +1 rows to the change tables;
+- :func:`votes_reclassified` around anything that flags or unflags votes or voters: appends -1 rows for the
+  affected votes before the change and +1 rows after it;
+- :func:`records_tally` for an import's votes, in the import's transaction, and :func:`tallies_rebuild`: grouped,
+  added to the day and all-time tables directly through temporary staging tables (:func:`_bulk_tally`). Their
+  row locks are held until the import commits: a fold that touches the same rows waits for it.
 
 :func:`tallies_fold` moves the changes into the day and all-time tables; :func:`tallies_rebuild` recomputes
 everything from the votes. Readers (``leaderboard.selectors``) add the tables and the unfolded changes.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
@@ -81,6 +82,7 @@ class TallyTables:
 
 PAIRS = TallyTables(PairTallyDay, PairTallyAll, PairTallyChange, PAIR_KEY)
 RANKINGS = TallyTables(RankingTallyDay, RankingTallyAll, RankingTallyChange, RANKING_KEY)
+Staging = Mapping[TallyTables, str]  # temporary tables an import or a rebuild writes to (_bulk_tally)
 
 
 def tally_day(created: datetime) -> date:
@@ -143,16 +145,48 @@ def _change_counts(votes: Iterable[TalliedVote]) -> tuple[Counter[tuple[Any, ...
     return pairs, rankings
 
 
-def _write_changes(votes: Iterable[TalliedVote], *, sign: int = 1) -> None:
+def _write_changes(votes: Iterable[TalliedVote], *, sign: int = 1, into: Staging | None = None) -> None:
+    """Append the tally rows of ``votes`` to the change tables, or to ``into``'s staging tables (COPY)."""
     for tables, counts in zip((PAIRS, RANKINGS), _change_counts(votes), strict=True):
-        columns = ("day", *tables.columns(), "n")
         rows = [(*key, sign * n) for key, n in counts.items()]
-        if connection.vendor == "postgresql" and len(rows) > 100:  # an import: COPY is ~10x faster
-            copy_rows(tables.change._meta.db_table, columns, rows)
+        if into is not None and into.get(tables):
+            copy_rows(into[tables], ("day", *tables.columns(), "n"), rows)
         else:
             fields = ("day", *(tables.change._meta.get_field(k).attname for k in tables.key), "n")
             tables.change.objects.bulk_create([tables.change(**dict(zip(fields, row, strict=True))) for row in rows],
                                               batch_size=5000)
+
+
+
+@contextmanager
+def _bulk_tally() -> Iterator[Staging]:
+    """Where an import or a rebuild writes its millions of tally rows.
+
+    Postgres: temporary staging tables, added to the day and all-time tables when the block ends and then
+    dropped. Written to the change tables instead, they would leave as many dead rows there once folded,
+    which every refit's scan of the changes would wade through until a VACUUM. SQLite: the change tables
+    (``{}``: no staging), folded when the block ends.
+    """
+    if connection.vendor != "postgresql":
+        yield {}
+        tallies_fold()
+        return
+    quote = connection.ops.quote_name
+    staging: dict[TallyTables, str] = {}
+    with connection.cursor() as cursor:
+        for tables in (PAIRS, RANKINGS):
+            name = f"staging_{tables.change._meta.db_table}"
+            columns = ", ".join(quote(c) for c in ("day", *tables.columns(), "n"))
+            cursor.execute(f"DROP TABLE IF EXISTS {name}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {name} AS SELECT {columns} FROM "
+                           f"{quote(tables.change._meta.db_table)} WITH NO DATA")
+            staging[tables] = name
+    yield staging
+    with connection.cursor() as cursor:
+        for tables, name in staging.items():
+            cursor.execute(_upsert_sql(tables.day, ("day", *tables.columns()), name))
+            cursor.execute(_upsert_sql(tables.all, tables.columns(), name))
+            cursor.execute(f"DROP TABLE {name}")
 
 
 def vote_tally(vote: Vote, *, tags: Iterable[str], language: str, contenders: Sequence[int],
@@ -178,8 +212,9 @@ def _voter_flagged_key_share(voter_id: int) -> bool:
 
 
 def records_tally(votes: Iterable[TalliedVote]) -> None:
-    """Count an import's votes (grouped: a million votes are a few thousand rows)."""
-    _write_changes(votes)
+    """Count an import's votes: grouped by key, and added to the day and all-time tables directly."""
+    with _bulk_tally() as staging:
+        _write_changes(votes, into=staging)
 
 
 def voters_flagged_locked(voter_ids: Iterable[int]) -> set[int]:
@@ -236,8 +271,8 @@ def _prefixed(condition: Q, prefix: str) -> Q:
     return result
 
 
-def _insert_pair_changes(vote_filter: Q, sign: int) -> None:
-    table = connection.ops.quote_name(PairTallyChange._meta.db_table)
+def _insert_pair_changes(vote_filter: Q, sign: int, *, into: Staging | None = None) -> None:
+    table = connection.ops.quote_name(into[PAIRS] if into else PairTallyChange._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(c) for c in ("day", *PAIRS.columns(), "n"))
     with connection.cursor() as cursor:
         for query in _pair_tally_selects(vote_filter, sign):
@@ -269,10 +304,10 @@ def _stored_kwise_votes(vote_filter: Q) -> Iterator[TalliedVote]:
                               best_position=best, ranking=ranking)
 
 
-def _votes_tally(vote_filter: Q, *, sign: int) -> None:
-    """Append ``sign`` x the tally rows of the stored votes matching ``vote_filter``."""
-    _insert_pair_changes(vote_filter, sign)
-    _write_changes(_stored_kwise_votes(vote_filter), sign=sign)
+def _votes_tally(vote_filter: Q, *, sign: int, into: Staging | None = None) -> None:
+    """Append ``sign`` x the tally rows of the stored votes matching ``vote_filter`` (to ``into`` if given)."""
+    _insert_pair_changes(vote_filter, sign, into=into)
+    _write_changes(_stored_kwise_votes(vote_filter), sign=sign, into=into)
 
 
 @contextmanager
@@ -380,8 +415,8 @@ def tallies_rebuild() -> RebuildReport:
     for tables in (PAIRS, RANKINGS):
         for model in (tables.change, tables.day, tables.all):
             model.objects.all().delete()
-    _votes_tally(Q(), sign=+1)
-    tallies_fold()
+    with _bulk_tally() as staging:
+        _votes_tally(Q(), sign=+1, into=staging)
     return RebuildReport(pair_rows=PairTallyDay.objects.count(), ranking_rows=RankingTallyDay.objects.count(),
                          votes=Vote.objects.count())
 

@@ -22,7 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 WINNERS = np.array(["model_a", "model_b", "tie", "tie (bothbad)"])
 
 
-def make_file(path: Path, rows: int, models: int, seed: int) -> None:
+CATEGORIES = np.array(["coding", "math", "creative_writing", "instruction", "chat", "reasoning"])
+LANGUAGES = np.array(["English", "Chinese", "Russian", "German"])
+
+
+def make_file(path: Path, rows: int, models: int, seed: int, *, facts: bool = False) -> None:
+    """A seeded FastChat file; with ``facts`` each row also has a category and a language (80 % English)."""
     rng = np.random.default_rng(seed)
     names = [f"model-{i:03d}" for i in range(models)]
     a = rng.integers(0, models, rows)
@@ -30,11 +35,15 @@ def make_file(path: Path, rows: int, models: int, seed: int) -> None:
     winner = rng.choice(4, size=rows, p=[0.4, 0.4, 0.08, 0.12])
     tstamp = 1.7e9 + np.sort(rng.uniform(0, 3e7, rows))
     judges = rng.integers(0, 50_000, rows)
+    category = rng.integers(0, len(CATEGORIES), rows)
+    language = rng.choice(len(LANGUAGES), size=rows, p=[0.8, 0.1, 0.05, 0.05])
     with path.open("w") as out:
         out.write("[")
         for i in range(rows):
             row = {"model_a": names[a[i]], "model_b": names[b[i]], "winner": str(WINNERS[winner[i]]),
                    "judge": f"arena_user_{judges[i]}", "anony": True, "tstamp": round(float(tstamp[i]), 4)}
+            if facts:
+                row |= {"category_tag": str(CATEGORIES[category[i]]), "language": str(LANGUAGES[language[i]])}
             out.write(("," if i else "") + json.dumps(row))
         out.write("]")
 
