@@ -378,7 +378,8 @@ class TallyFacts(models.Model):
 
 
 class PairVerdict(models.Model):
-    """A pairwise vote's verdict as the tallies count it: the two contenders in their positions and the outcome."""
+    """A pairwise vote's verdict as the tallies count it: the lower contender id as ``contender_a``, the other as
+    ``contender_b`` and the outcome seen from them (``arena.tallies.pair_in_order``; positions are not kept)."""
 
     # No foreign-key constraint in the database: every id here is copied from a vote whose own constraint was
     # checked, and Django checks foreign keys at commit, one row at a time -- minutes for the millions of tally

@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Model, OuterRef, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -83,12 +83,10 @@ def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
 
     Per-aspect verdicts are not tallied: a leaderboard of one aspect groups the votes themselves.
     """
-    if config.aspect:
-        grouped = list(_pairwise_rows(config).values_list("contender_a_id", "contender_b_id", "verdict")
-                       .annotate(n=Count("id")).order_by())
-    else:
-        sums = _tally_sums(PAIRS, config, ("contender_a_id", "contender_b_id", "outcome"))
-        grouped = [(*key, n) for key, n in sums.items()]
+    if not config.aspect:
+        return _pair_tally_counts(config)
+    grouped = list(_pairwise_rows(config).values_list("contender_a_id", "contender_b_id", "verdict")
+                   .annotate(n=Count("id")).order_by())
     # A named battle may show one model twice: it says nothing about ratings.
     grouped = [row for row in grouped if row[2] in OUTCOME_CODE and row[0] != row[1] and row[3] > 0]
     if not grouped:
@@ -97,27 +95,70 @@ def pair_counts(config: LeaderboardConfig) -> PairCounts | None:
     return PairCounts.from_records((names[a], names[b], OUTCOME_CODE[o], n) for a, b, o, n in grouped)
 
 
-def _tally_sums(tables: TallyTables, config: LeaderboardConfig, key: tuple[str, ...]) -> Counter[tuple]:
-    """The counted votes' tally rows summed by ``key``: a few thousand rows, whatever the number of votes.
+def _pair_tally_counts(config: LeaderboardConfig) -> PairCounts | None:
+    """The counted pairwise votes from the tallies, summed in one query and read straight into arrays.
 
-    Without a date filter the all-time table is read, with one the per-day table; the changes not yet
-    folded (``arena.tallies``) are added either way, so the sums are exact at the time of reading.
+    This is most of what a default refit spends outside the fit: ~33,000 rows for 130 models (8,385 pairs x
+    4 outcomes) whatever the number of votes, so the rows skip the ORM and per-row Python.
+    """
+    parts, params = [], []
+    for model, condition in _tally_sources(PAIRS, config):
+        sql, part_params = (model.objects.filter(condition).order_by()
+                            .values_list("contender_a_id", "contender_b_id", "outcome", "n").query.sql_with_params())
+        parts.append(sql)
+        params.extend(part_params)
+    code = f"CASE t.outcome {' '.join('WHEN %s THEN %s' for _ in OUTCOME_CODE)} END"
+    with connection.cursor() as cursor:
+        # A named battle may show one model twice: it says nothing about ratings.
+        cursor.execute(f"SELECT t.contender_a_id, t.contender_b_id, {code}, t.n FROM ({' UNION ALL '.join(parts)}) t "
+                       "WHERE t.contender_a_id <> t.contender_b_id",
+                       [*(x for pair in OUTCOME_CODE.items() for x in pair), *params])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    table = np.array(rows, dtype=np.int64)  # (n, 4): contender A id, contender B id, outcome code, count
+    # Summed here rather than by a GROUP BY: the all-time rows of one set of facts are unique already, and
+    # numpy sums the unfolded changes (+1 / -1 rows) into them faster than the server's hash aggregate.
+    span = int(table[:, :2].max()) + 1
+    cell = (table[:, 0] * span + table[:, 1]) * len(OUTCOME_CODE) + table[:, 2]  # one integer per (A, B, outcome)
+    cells, inverse = np.unique(cell, return_inverse=True)
+    counts = np.bincount(inverse, weights=table[:, 3], minlength=cells.size)
+    cells, counts = cells[counts > 0], counts[counts > 0]
+    if not cells.size:
+        return None
+    pair, outcome = np.divmod(cells, len(OUTCOME_CODE))
+    contenders = np.stack(np.divmod(pair, span), axis=1)  # (cells, 2) contender ids
+    models, ids, index = _model_index(contenders)
+    position = np.searchsorted(ids, contenders)
+    return PairCounts.from_arrays(models, index[position[:, 0]], index[position[:, 1]], outcome, counts)
+
+
+def _tally_sources(tables: TallyTables, config: LeaderboardConfig) -> tuple[tuple[type[Model], Q], ...]:
+    """The tally tables that hold ``config``'s counted votes, each with the condition that selects them.
+
+    Without a date filter the all-time table, with one the per-day table; then the changes not yet folded
+    (``arena.tallies``), so that the sum is exact at the time of reading whether or not a fold has run.
     """
     facts = Q(tag=config.category)  # tag "" tallies every battle
-    if config.language:
-        facts &= Q(language=config.language)
     if not config.include_named:
         facts &= Q(anonymous=True)
     if config.exclude_flagged:
         facts &= Q(flagged=False)
+    # The all-time table sums every language under language "" (arena.tallies); the others keep each vote's own.
+    language = Q(language=config.language) if config.language else Q()
     days = Q()
     if config.date_from:
         days &= Q(day__gte=date.fromisoformat(config.date_from))
     if config.date_to:
         days &= Q(day__lte=date.fromisoformat(config.date_to))
-    tallied = (tables.day, facts & days) if days else (tables.all, facts)
+    tallied = (tables.day, facts & language & days) if days else (tables.all, facts & Q(language=config.language))
+    return tallied, (tables.change, facts & language & days)
+
+
+def _tally_sums(tables: TallyTables, config: LeaderboardConfig, key: tuple[str, ...]) -> Counter[tuple]:
+    """The counted votes' tally rows (:func:`_tally_sources`) summed by ``key``."""
     sums: Counter[tuple] = Counter()
-    for model, condition in (tallied, (tables.change, facts & days)):
+    for model, condition in _tally_sources(tables, config):
         rows = model.objects.filter(condition)
         if not key:
             sums[()] += rows.aggregate(total=Sum("n"))["total"] or 0

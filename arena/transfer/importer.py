@@ -35,7 +35,7 @@ from ..models import (
     VoteKind,
     Voter,
 )
-from ..tallies import TalliedVote, records_tally, voters_flagged_locked
+from ..tallies import TalliedVote, records_tallied, voters_flagged_locked
 from .formats import TIME_FROM_IMPORT, BattleRecord
 
 Progress = Callable[[int], None]
@@ -298,13 +298,14 @@ def battles_import(*, records: Sequence[BattleRecord], batch_size: int = 100_000
                                          prompt_ids=list(prompts.values()))
     stamped = timezone.now()
     flagged_voters = voters_flagged_locked(voters.values())
-    for start in range(0, len(new), batch_size):
-        items = new[start:start + batch_size]
-        batch = _Batch(items, [uuid7() for _ in items], contenders, voters, prompts, stamped)
-        write(batch)
-        records_tally(batch.tallied_votes(flagged_voters))
-        if progress is not None:
-            progress(len(items))
+    with records_tallied() as tally:
+        for start in range(0, len(new), batch_size):
+            items = new[start:start + batch_size]
+            batch = _Batch(items, [uuid7() for _ in items], contenders, voters, prompts, stamped)
+            write(batch)
+            tally(batch.tallied_votes(flagged_voters))
+            if progress is not None:
+                progress(len(items))
     if skipped:
         _restore_triggers()
     return ImportReport(rows=len(records), added=len(new), already_present=len(records) - len(new),

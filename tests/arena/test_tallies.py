@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from datetime import datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -84,15 +85,25 @@ def _import(rng: np.random.Generator, tmp_path: Path, step: int, voter_keys: lis
 def _scan_pair_counts(config: LeaderboardConfig) -> dict[tuple[str, str, int], int]:
     rows = (selectors.counted_votes(config).filter(kind=VoteKind.PAIRWISE)
             .values_list("contender_a__name", "contender_b__name", "outcome").annotate(n=Count("id")).order_by())
-    return {(a, b, OUTCOME_CODE[o]): n for a, b, o, n in rows}
+    counts: Counter[tuple[str, str, int]] = Counter()
+    for a, b, o, n in rows:
+        counts[_in_name_order(a, b, OUTCOME_CODE[o])] += n
+    return dict(counts)
+
+
+def _in_name_order(a: str, b: str, outcome: int) -> tuple[str, str, int]:
+    """A verdict with the models in name order (the tallies keep no positions: no fit that reads them has any)."""
+    return (a, b, outcome) if a < b else (b, a, {0: 1, 1: 0}.get(outcome, outcome))
 
 
 def _tally_pair_counts(config: LeaderboardConfig) -> dict[tuple[str, str, int], int]:
     pairs = selectors.pair_counts(config)
     if pairs is None:
         return {}
-    return {(pairs.models[a], pairs.models[b], int(o)): int(w)
-            for a, b, o, w in zip(pairs.a, pairs.b, pairs.outcome, pairs.weight, strict=True)}
+    counts: Counter[tuple[str, str, int]] = Counter()
+    for a, b, o, w in zip(pairs.a, pairs.b, pairs.outcome, pairs.weight, strict=True):
+        counts[_in_name_order(pairs.models[a], pairs.models[b], int(o))] += int(w)
+    return dict(counts)
 
 
 def test_tallies_equal_a_rebuild_after_a_random_mix_of_votes_imports_and_flags(models, tmp_path):
@@ -128,8 +139,11 @@ def test_tallies_equal_a_rebuild_after_a_random_mix_of_votes_imports_and_flags(m
     call_command("rebuild_tallies", stdout=StringIO())
     rebuilt = tally_snapshot()
     assert rebuilt == incremental
-    assert sum(n for key, n in rebuilt["pairs_all_time"].items() if key[0] == "") == Vote.objects.filter(
-        kind=VoteKind.PAIRWISE).count()
+    # All-time rows count every vote once under language "" (every language) and once under its own language.
+    pairwise = Vote.objects.filter(kind=VoteKind.PAIRWISE)
+    assert sum(n for key, n in rebuilt["pairs_all_time"].items() if key[:2] == ("", "")) == pairwise.count()
+    assert sum(n for key, n in rebuilt["pairs_all_time"].items() if key[0] == "" and key[1]) == pairwise.exclude(
+        battle__language="").count() > 0
     assert any(key[3] for key in rebuilt["pairs_all_time"])  # some votes are tallied as flagged
 
     # What the leaderboards read from the tallies is what filtering the votes one by one gives.
@@ -144,6 +158,35 @@ def test_tallies_equal_a_rebuild_after_a_random_mix_of_votes_imports_and_flags(m
         assert selectors.counted_vote_total(config) == selectors.counted_votes(config).count(), config
     rankings = selectors.ranking_counts(LeaderboardConfig(method="pl", include_named=True, exclude_flagged=False))
     assert rankings is not None and int(rankings.weight.sum()) == Vote.objects.exclude(kind=VoteKind.PAIRWISE).count()
+
+
+def test_a_pair_is_tallied_in_contender_order_whatever_the_positions(models):
+    """Two wins of one model, once shown first and once second, are one tally row of two wins."""
+    voter = voter_get_or_create(key="anon:positions")
+    winner, loser = Contender.objects.get(name=MODELS[2]), Contender.objects.get(name=MODELS[0])
+    battles_by_winner_position: dict[int, int] = {}  # the site shuffles positions: draw until both occur
+    for i in range(60):
+        battle = battle_create(voter=voter, slots=[SlotInput(contender=n, response="x") for n in MODELS[2::-2]],
+                               prompt_text=f"which is better {i}")
+        winner_at = battle.slots.get(contender=winner).position
+        battles_by_winner_position.setdefault(winner_at, battle.id)
+        if len(battles_by_winner_position) == 2:
+            break
+    for winner_at, battle_id in battles_by_winner_position.items():
+        vote_record(battle_id=battle_id, voter=voter, idempotency_key=f"p{battle_id}",
+                    choice=VoteChoice(VoteKind.PAIRWISE, outcome="a" if winner_at == 0 else "b"))
+    positions = set(Vote.objects.values_list("contender_a_id", flat=True))
+    assert positions == {winner.id, loser.id}  # the winner was shown first once and second once
+    low, high = sorted((winner.id, loser.id))
+    expected = {("", low, high, "a" if low == winner.id else "b"): 2}
+    appended: Counter[tuple] = Counter()  # the change table is append-only: one +1 row per vote
+    for r in PairTallyChange.objects.all():
+        appended[(r.tag, r.contender_a_id, r.contender_b_id, r.outcome)] += r.n
+    assert appended == Counter(expected)
+    tallies_fold()
+    assert {(r.tag, r.contender_a_id, r.contender_b_id, r.outcome): r.n for r in PairTallyAll.objects.all()} == expected
+    call_command("rebuild_tallies", stdout=StringIO())
+    assert {(r.tag, r.contender_a_id, r.contender_b_id, r.outcome): r.n for r in PairTallyAll.objects.all()} == expected
 
 
 def test_a_kwise_vote_is_tallied_as_its_ranking_of_contenders(models):

@@ -123,3 +123,23 @@ def test_pl_information_matches_brute_force(rng):
         score = single.derivatives(x[None], single.base_weights())[1][0]
         expected += rankings.weight[row] * np.outer(score, score)
     np.testing.assert_allclose(objective.information(x), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("style", [False, True])
+def test_rao_kupper_fast_path_equals_the_unit_derivatives(rng, style):
+    """The bootstrap's fused Rao-Kupper derivatives give what the per-outcome units give, for a batch of rounds."""
+    n, m = 300, 6
+    a = rng.integers(0, m, n)
+    b = (a + rng.integers(1, m, n)) % m
+    features = rng.normal(size=(n, 2)) if style else None
+    pairs = PairCounts.from_arrays([f"m{i}" for i in range(m)], a, b, rng.integers(0, 4, n), features=features,
+                                   feature_names=("length", "bold") if style else ())
+    objective = PairwiseObjective(pairs, "rao-kupper", style=style)
+    rounds = 4
+    x = np.stack([_point(objective, rng) for _ in range(rounds)])
+    x[:, -1] = rng.uniform(0.05, 1.5, rounds)  # eta across its domain
+    weights = tuple(rng.poisson(w, size=(rounds, w.shape[1])).astype(float) for w in objective.base_weights())
+    fast = objective.derivatives(x, weights)
+    reference = objective._derivatives_from_units(x, weights)
+    for got, want in zip(fast, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
