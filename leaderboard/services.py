@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import cast
 
 import numpy as np
 from django.conf import settings
@@ -43,7 +44,11 @@ class FitFailed(ApplicationError):
 
 
 def _matrix(values: np.ndarray) -> list[list[float | None]]:
-    return [[float(x) if np.isfinite(x) else None for x in row] for row in values]
+    """JSON-ready rows: NaN / inf (pairs that never met) as None. Vectorised: per-element checks of three
+    130 x 130 matrices took 60 ms of each refit."""
+    cells = values.astype(object)
+    cells[~np.isfinite(values)] = None
+    return cast("list[list[float | None]]", cells.tolist())
 
 
 def _tie_evidence(config: LeaderboardConfig, pairs: PairCounts | None) -> dict[str, object] | None:
