@@ -2,7 +2,7 @@
 
 Views annotate their success responses; every error goes through ``config.errors`` and has the body
 ``{"error": {"code", "message", "fields"?}}``. Without this hook the schema documented only the success
-codes, so a client (or schemathesis's status-code check) could not know that a 400, 401, 404 or 429 is
+codes, so a client (or schemathesis's status-code check) could not know that a 400, 401, 404, 429 or 503 is
 part of the contract.
 """
 from __future__ import annotations
@@ -47,6 +47,9 @@ COMMON_ERRORS: dict[str, str] = {
     "403": "Authenticated but not allowed (staff only, CSRF check failed, CAPTCHA refused).",
     "404": "No such resource, or none this client may see.",
     "429": "Rate limited; `Retry-After` says when to try again.",
+    "503": "Briefly unavailable: the database is unreachable (code service_unavailable) or, for votes and new "
+           "battles, the rate-limit store (rate_limit_unavailable). Retry after `Retry-After`; a vote with the same "
+           "`Idempotency-Key`, so that it is never counted twice.",
 }
 # What an operation that changes state may answer in addition.
 WRITE_ERRORS: dict[str, str] = {

@@ -13,8 +13,10 @@ and starts two children:
 - tasks: ``manage.py db_worker`` on the given queues (leaderboard refits, moderation, judge runs).
 
 Ctrl-C or SIGTERM stops both gracefully (gunicorn finishes open requests, the worker its current task); a second
-Ctrl-C, or STOP_TIMEOUT_S later, kills them. When either exits on its own the other is stopped too, and this
-process exits with the failed one's status, so a supervisor (systemd, a container runtime) restarts the pair.
+Ctrl-C, or STOP_TIMEOUT_S later, kills them. When the web server exits on its own the worker is stopped too, and
+this process exits with its status, so a supervisor (systemd, a container runtime) restarts the pair. A tasks
+worker that exits (db_worker does when Postgres is unreachable) is started again after a backoff of 1 s, 2 s,
+5 s, 10 s, then every 30 s, while the site keeps serving.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -141,10 +144,43 @@ def catch_stop_signals() -> list[int]:
     return signals
 
 
-def supervise(children: dict[str, subprocess.Popen[bytes]], signals: list[int]) -> int:
-    """Wait until a stop signal or a child's exit, stop the others, and return the exit status."""
-    while not signals and all(p.poll() is None for p in children.values()):
-        time.sleep(0.2)
+# Seconds before restarting a tasks worker that exited, by how many times in a row it exited soon after starting.
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+# A worker that ran this long before exiting starts its backoff afresh.
+RESTART_RESET_S = 60.0
+
+
+def supervise(children: dict[str, subprocess.Popen[bytes]], signals: list[int],
+              restart: Mapping[str, Callable[[], subprocess.Popen[bytes]]] | None = None) -> int:
+    """Wait until a stop signal or a child's exit, stop the others, and return the exit status.
+
+    A child named in ``restart`` is started again instead, after a backoff: django-tasks' db_worker exits when
+    the database is unreachable (a Postgres restart), and the site must not go down with it -- the web
+    workers answer 503 meanwhile and recover by themselves (config/middleware.py).
+    """
+    restart = restart or {}
+    started = {name: time.monotonic() for name in children}
+    quick_exits = dict.fromkeys(restart, 0)
+    while not signals:
+        ended = next((n for n, p in children.items() if p.poll() is not None), None)
+        if ended is None:
+            time.sleep(0.2)
+            continue
+        if ended not in restart:
+            break
+        if time.monotonic() - started[ended] >= RESTART_RESET_S:
+            quick_exits[ended] = 0
+        wait = RESTART_BACKOFF_S[min(quick_exits[ended], len(RESTART_BACKOFF_S) - 1)]
+        quick_exits[ended] += 1
+        print(f"serve: {ended} exited with status {children[ended].returncode}: restarting it in {wait:g} s",
+              file=sys.stderr, flush=True)
+        deadline = time.monotonic() + wait
+        while not signals and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if signals:
+            break
+        children[ended], started[ended] = restart[ended](), time.monotonic()
+        print(f"serve: {ended} pid {children[ended].pid}", flush=True)
     if signals:
         status = 0
         print(f"serve: {signal.strsignal(signals[0])}: stopping (Ctrl-C again to kill)", file=sys.stderr, flush=True)
@@ -202,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     children = {"web": start(web, env)}
     print(f"serve: web pid {children['web'].pid}: gunicorn, {workers} uvicorn worker(s) on http://{args.bind}",
           flush=True)
+    restart: dict[str, Callable[[], subprocess.Popen[bytes]]] = {}
     if not args.no_tasks_worker:
-        children["tasks"] = start([sys.executable, "manage.py", "db_worker", "--queue-name", args.queues], env)
+        restart["tasks"] = partial(start, [sys.executable, "manage.py", "db_worker", "--queue-name", args.queues], env)
+        children["tasks"] = restart["tasks"]()
         print(f"serve: tasks pid {children['tasks'].pid}: manage.py db_worker --queue-name {args.queues}",
               flush=True)
-    return supervise(children, signals)
+    return supervise(children, signals, restart)
 
 
 if __name__ == "__main__":

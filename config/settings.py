@@ -122,6 +122,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: an over-long body is refused (413) before any other middleware or view can read it.
     "config.middleware.RequestBodyLimitMiddleware",
+    # A view that cannot reach the database answers 503 + Retry-After instead of 500 (its process_exception).
+    "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from STATIC_ROOT (collectstatic) straight from the web process: right after the security
     # middleware (so HTTPS redirects and HSTS still apply), before anything that reads sessions or the database.
@@ -159,11 +161,18 @@ TEMPLATES = [
 ]
 
 # SQLite file in the project folder when DATABASE_URL is unset (the demo); Postgres for anything concurrent.
+# A connection is kept open for DB_CONN_MAX_AGE seconds and tested before each request reuses it (health checks):
+# after a database restart a kept-open connection is dead, and without the test the first request of every web
+# process would fail on it before Django replaced it.
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable host (not a refused port) would otherwise hold each request for the TCP timeout, minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT_S", 5))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo's generation threads write while requests read: take the write lock when a transaction
     # starts (instead of failing "database is locked" on upgrade) and wait for it rather than erroring.
@@ -171,9 +180,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Redis down: the cache answers "nothing there" instead of raising (django-redis's IGNORE_EXCEPTIONS), so what
+# only uses it as a cache or a throttle keeps working (pages, leaderboard, battle reads); the vote and battle rate
+# limits notice that nothing was counted and refuse (arena/ratelimit.py: fail closed), a log line each. (Not
+# DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS: a traceback per cache call would flood the log during an outage.) Short
+# socket timeouts: a call to an unreachable host must cost a second at most, not the TCP timeout.
+REDIS_CACHE_OPTIONS = {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
 CACHES = {
     "default": (
-        {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}
+        {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL, "OPTIONS": REDIS_CACHE_OPTIONS}
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "arena"}
     )

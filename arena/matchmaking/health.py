@@ -43,6 +43,8 @@ def source_failure_record(contender_id: int) -> int:
     except ValueError:  # the count expired between add and incr: this failure starts a new run
         cache.add(key, 1, timeout=timeout)
         return 1
+    if count is None:  # the cache is down (its connection errors are ignored, config/settings.py): count nothing
+        return 0
     # incr keeps the first failure's expiry; the cool-down runs from the latest failure instead, so
     # failures a few minutes apart still add up while the source keeps failing.
     cache.touch(key, timeout)

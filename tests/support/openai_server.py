@@ -42,6 +42,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]   # lower-cased names
     body: Any                 # the decoded JSON body (None for GET)
+    received: float = field(default_factory=time.monotonic)  # when it arrived: retry delays are measured on it
 
 
 def echo_text(messages: list[dict[str, Any]]) -> str:
