@@ -21,7 +21,6 @@ worker that exits (db_worker does when Postgres is unreachable) is started again
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import subprocess
@@ -33,6 +32,8 @@ from pathlib import Path
 from types import FrameType
 
 from uvicorn_worker import UvicornWorker
+
+from config.processes import die_with_parent
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # gunicorn's own graceful timeout is 30 s: give it that, and the tasks worker as long to finish a short task.
@@ -119,17 +120,10 @@ def prepare(*, migrate: bool) -> None:
     connections.close_all()  # the children open their own
 
 
-def _die_with_parent() -> None:
-    # Linux: the kernel sends SIGTERM to the child if this process dies, even by SIGKILL, so that no orphaned
-    # server keeps the port or a worker keeps taking tasks. Runs in the child between fork and exec.
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
-
-
 def start(argv: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     # Its own process group: the terminal's Ctrl-C reaches only this process, which then signals each child
     # once (a second SIGINT makes db_worker abandon the task it is running).
-    return subprocess.Popen(argv, cwd=BASE_DIR, env=env, process_group=0, preexec_fn=_die_with_parent)
+    return subprocess.Popen(argv, cwd=BASE_DIR, env=env, process_group=0, preexec_fn=die_with_parent)
 
 
 def catch_stop_signals() -> list[int]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.processes import die_with_parent
+
 LAUNCHERS = ("python", "torchrun", "accelerate")
 
 
@@ -80,7 +82,10 @@ def run_training(*, command: list[str], output_dir: Path, on_progress: Callable[
     log_path = output_dir / "train.log"
     with open(log_path, "ab") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                 cwd=cwd, start_new_session=True)   # its own group: torchrun's workers stop too
+                                 cwd=cwd, start_new_session=True,  # its own group: torchrun's workers stop too
+                                 # A worker killed outright takes its trainer with it (SIGTERM: the trainer saves a
+                                 # checkpoint and exits), so a retried job never shares the folder with an orphan.
+                                 preexec_fn=die_with_parent)
         cancelled = False
         while child.poll() is None:
             time.sleep(poll_s)

@@ -10,7 +10,7 @@ Already covered elsewhere, in-process:
   503s retried once, the run failed and not audited, the resume making only the missing calls;
 - tests/judges/test_runs.py::test_a_resumed_run_does_not_repeat_calls_it_already_made -- a worker lost after two
   calls.
-Here, for real: the worker process and its trainer SIGKILLed mid-run (no checkpoint on the way out), the
+Here, for real: the worker process SIGKILLed mid-run (its trainer, told by the kernel, checkpoints and exits), the
 watchdog on the stopped heartbeat, the retry resuming from the last checkpoint on disk; and a judge endpoint that
 first times out, then fails part of a run, then recovers, with the backoff between retries measured.
 """
@@ -192,12 +192,13 @@ def test_a_training_worker_killed_mid_job_is_failed_by_the_watchdog_and_the_retr
         _wait(lambda: latest_checkpoint(out) is not None, timeout=45, what="checkpoint", log=log)
         trainers = children_of(worker.pid)
         assert trainers, "the worker runs no trainer"
-        # The host dies: the worker and its trainer (a session of its own) at once, no chance to save anything.
-        for pid in (worker.pid, *trainers):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        # The worker is killed outright (no chance to tell anyone). Its trainer runs in a session of its own, so
+        # the kill does not reach it; the kernel's parent-death signal does (config.processes.die_with_parent):
+        # it saves a checkpoint and exits instead of training on as an orphan beside the retry.
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
-        _wait(lambda: all(_gone(pid) for pid in trainers), timeout=10, what="trainer gone")
+        _wait(lambda: all(_gone(pid) for pid in trainers), timeout=30, what="trainer following its killed worker",
+              log=out / "train.log")
     finally:
         for pid in (worker.pid, *trainers):
             with contextlib.suppress(ProcessLookupError):
