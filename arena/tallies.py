@@ -113,6 +113,9 @@ def ranking_key(*, kind: str, best_position: int | None, ranking: Sequence[Seque
     return json.dumps(groups, separators=(",", ":"))
 
 
+SWAPPED_OUTCOME = {"a": "b", "b": "a"}  # a verdict seen from the other contender (ties stay ties)
+
+
 def pair_in_order(contender_a: int, contender_b: int, outcome: str | None) -> tuple[int, int, str | None]:
     """A pairwise verdict as the tallies keep it: the lower contender id first, the outcome seen from it.
 
@@ -123,9 +126,6 @@ def pair_in_order(contender_a: int, contender_b: int, outcome: str | None) -> tu
     if contender_a <= contender_b:
         return contender_a, contender_b, outcome
     return contender_b, contender_a, SWAPPED_OUTCOME.get(outcome, outcome)  # type: ignore[arg-type]
-
-
-SWAPPED_OUTCOME = {"a": "b", "b": "a"}
 
 
 # --- Appending changes -------------------------------------------------------------------------------------

@@ -51,10 +51,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from arena.models import Contender, PoolResponse, VoteKind
-from arena.services import SlotInput, battle_create, prompt_get_or_create, vote_record, voter_get_or_create
+from arena.models import Contender, VoteKind
+from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
 from arena.verdicts import VoteChoice
 from judges.services import judge_create, judge_run_create, run_filters_from
+from tests.support.arena_data import pool_contenders
 from trainer.models import JobStatus, TrainingJob
 from trainer.services import dataset_build
 
@@ -389,11 +390,7 @@ def test_only_staff_may_open_a_battle_with_given_answers(world, clients, staff_a
 @pytest.fixture
 def pool(db) -> list[Contender]:
     """Two pool contenders with prepared answers: a visitor can open battles without any live model."""
-    contenders = [Contender.objects.create(name=n, source_kind="pool") for n in ("pool-a", "pool-b")]
-    prompt = prompt_get_or_create(text="A prepared prompt")
-    for c in contenders:
-        PoolResponse.objects.create(contender=c, prompt=prompt, text=f"{c.name} answers")
-    return contenders
+    return pool_contenders(1)
 
 
 PUBLIC_WRITE_BODIES = {"battles/new": {"k": "2", "action": "sample"}, "api/v1/battles": {"k": 2},

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from arena.identity import client_ip
 from arena.models import Battle, Contender, PoolResponse, Vote
 from arena.ratelimit import _hit
-from arena.services import prompt_get_or_create
+from tests.support.arena_data import pool_contenders
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +35,7 @@ def _clean_cache():
 @pytest.fixture
 def pool(db) -> list[Contender]:
     """Two pool contenders that answered five prompts: enough for five sampled battles per voter."""
-    contenders = [Contender.objects.create(name=n, source_kind="pool") for n in ("pool-a", "pool-b")]
-    for i in range(5):
-        prompt = prompt_get_or_create(text=f"Prepared prompt {i}")
-        for c in contenders:
-            PoolResponse.objects.create(contender=c, prompt=prompt, text=f"{c.name} says {i}")
-    return contenders
+    return pool_contenders(5)
 
 
 def accept_good_tokens(request, token: str) -> bool:

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from arena.models import Battle, Contender, PoolResponse, Vote
-from arena.services import prompt_get_or_create
+from arena.models import Battle, Contender, Vote
 from config.settings import REDIS_CACHE_OPTIONS
 from tests.leaderboard.conftest import vote_many
+from tests.support.arena_data import pool_contenders
 from tests.support.private_servers import PrivateRedis
 
 pytestmark = pytest.mark.django_db
@@ -31,12 +31,7 @@ def redis_cache(settings, private_redis: PrivateRedis) -> PrivateRedis:
 @pytest.fixture
 def pool(db) -> list[Contender]:
     """Two contenders with prepared answers: a public battle opens without any model."""
-    contenders = [Contender.objects.create(name=n, source_kind="pool") for n in ("pool-a", "pool-b")]
-    for i in range(3):
-        prompt = prompt_get_or_create(text=f"Prepared prompt {i}")
-        for c in contenders:
-            PoolResponse.objects.create(contender=c, prompt=prompt, text=f"{c.name} says {i}")
-    return contenders
+    return pool_contenders(3)
 
 
 def assert_refused_for_now(response, *, what: str) -> None:
