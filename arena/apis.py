@@ -90,10 +90,15 @@ class RevealedBattleOutput(AnonymousBattleOutput):
     vote = VoteOutput()
 
 
-def battle_body(request: Request, battle_id: UUID) -> dict[str, Any]:
-    """The battle as this request's voter may see it: through the one gate, revealed only once voted."""
+def battle_body(request: Request, battle_id: UUID, *, check_stalled: bool = True) -> dict[str, Any]:
+    """The battle as this request's voter may see it: through the one gate, revealed only once voted.
+
+    ``check_stalled=False`` where the request itself has just written the battle (opened, continued or voted
+    it): it cannot have outlived its generation time-out, so the stalled check would be a wasted query.
+    """
     voter = voter_for_read(request)
-    battle_void_if_stalled(battle_id=battle_id, voter=voter)
+    if check_stalled:
+        battle_void_if_stalled(battle_id=battle_id, voter=voter)
     view = battle_view(battle_access(battle_id=battle_id, voter=voter))
     return (RevealedBattleOutput if view.reveal else AnonymousBattleOutput)(view).data
 
@@ -150,7 +155,7 @@ class BattleCreateApi(APIView):
             captcha_enforce(request, token=values["captcha"] or request.headers.get("X-Captcha-Token", ""))
             battle = battle_open(voter=voter_from_request(request), k=values["k"], prompt_text=values["prompt"],
                                  category=values["category"], language=values["language"])
-        return Response(battle_body(request, battle.id), status=201)
+        return Response(battle_body(request, battle.id, check_stalled=False), status=201)
 
 
 class BattleDetailApi(APIView):
@@ -179,7 +184,7 @@ class BattleTurnApi(APIView):
         battle_void_if_stalled(battle_id=battle_id, voter=voter_for_read(request))
         battle = battle_continue(battle_id=battle_id, voter=voter_for_read(request),
                                  prompt_text=data.validated_data["prompt"])
-        return Response(battle_body(request, battle.id), status=202)
+        return Response(battle_body(request, battle.id, check_stalled=False), status=202)
 
 
 class BattleVoteApi(APIView):
@@ -218,4 +223,4 @@ class BattleVoteApi(APIView):
             choice=VoteChoice.from_input(data.validated_data, allowed_aspects=settings.ARENA_VOTE_ASPECTS),
             idempotency_key=key,
         )
-        return Response(battle_body(request, vote.battle_id), status=201 if created else 200)
+        return Response(battle_body(request, vote.battle_id, check_stalled=False), status=201 if created else 200)

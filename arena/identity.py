@@ -33,15 +33,34 @@ def voter_key_for_request(request: HttpRequest) -> str:
     return f"anon:{request.arena_anon_id}"  # type: ignore[attr-defined]
 
 
+# The request's voter, looked up once per request: a vote request needs it for the stalled check, the vote and the
+# revealed battle. Kept on the HttpRequest (a DRF Request wraps it) and replaced when the request creates one.
+_VOTER_ATTR = "_arena_voter"
+
+
+def _http_request(request: HttpRequest) -> HttpRequest:
+    return getattr(request, "_request", request)
+
+
 def voter_for_read(request: HttpRequest) -> Voter | None:
     """The request's voter if it has one: reads never create voters (a stranger's GET stores nothing)."""
-    return Voter.objects.filter(key=voter_key_for_request(request)).first()
+    http = _http_request(request)
+    key = voter_key_for_request(request)
+    known = getattr(http, _VOTER_ATTR, None)
+    if known is None or known[0] != key:  # the key changes when the request logs a user in
+        known = (key, Voter.objects.filter(key=key).first())
+        setattr(http, _VOTER_ATTR, known)
+    return known[1]
 
 
 def voter_from_request(request: HttpRequest) -> Voter:
     user = getattr(request, "user", None)
-    return voter_get_or_create(
-        key=voter_key_for_request(request),
-        user=user if user is not None and user.is_authenticated else None,
-        ip=client_ip(request),
+    key = voter_key_for_request(request)
+    known = getattr(_http_request(request), _VOTER_ATTR, None)
+    if known is not None and known[0] == key and known[1] is not None:
+        return known[1]
+    voter = voter_get_or_create(
+        key=key, user=user if user is not None and user.is_authenticated else None, ip=client_ip(request),
     )
+    setattr(_http_request(request), _VOTER_ATTR, (key, voter))
+    return voter

@@ -42,7 +42,8 @@ def battle_access(*, battle_id: UUID | str, voter: Voter | None, lock: bool = Fa
         raise BattleNotFound("no such battle for this voter") from None
     battles = Battle.objects.filter(voter=voter, id=battle_id)
     if lock:
-        battles = battles.select_for_update()
+        # The prompt comes along (a vote's fingerprint reads it) but only the battle's row is locked.
+        battles = battles.select_related("prompt").select_for_update(of=("self",))
     else:
         slots = BattleSlot.objects.select_related("contender").order_by("position")
         battles = battles.select_related("prompt", "vote").prefetch_related(Prefetch("slots", queryset=slots))

@@ -123,12 +123,12 @@ def battle_create(
                                    prompt_source=prompt_source)
     shuffled = list(slots)
     secrets.SystemRandom().shuffle(shuffled)
-    BattleSlot.objects.bulk_create(
+    created = BattleSlot.objects.bulk_create([
         BattleSlot(battle=battle, position=position, contender=contenders[s.contender], response=s.response,
                    token_count=s.token_count, latency_ms=s.latency_ms)
         for position, s in enumerate(shuffled)
-    )
-    _check_identity_leaks(battle)
+    ])
+    _check_identity_leaks(battle, created)
     return battle
 
 
@@ -167,16 +167,16 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     battle.status = BattleStatus.VOTED
     battle.revealed_at = now
     battle.save(update_fields=["status", "revealed_at", "language", "category"])
+    # No savepoint around the INSERT: a refusal ends this transaction anyway (the error below rolls it back).
     try:
-        with transaction.atomic():
-            vote = Vote.objects.create(
-                battle=battle, voter=voter, created=now, idempotency_key=idempotency_key, anonymous=battle.anonymous,
-                **pair,
-                fingerprint=vote_fingerprint(vote_fingerprint_base(
-                    voter_key=voter.key, models=models, verdict_key=choice.verdict_key(), created=now,
-                    anonymous=battle.anonymous, prompt_text=battle.prompt.text if battle.prompt else "")),
-                **choice.as_fields(),
-            )
+        vote = Vote.objects.create(
+            battle=battle, voter=voter, created=now, idempotency_key=idempotency_key, anonymous=battle.anonymous,
+            **pair,
+            fingerprint=vote_fingerprint(vote_fingerprint_base(
+                voter_key=voter.key, models=models, verdict_key=choice.verdict_key(), created=now,
+                anonymous=battle.anonymous, prompt_text=battle.prompt.text if battle.prompt else "")),
+            **choice.as_fields(),
+        )
     except IntegrityError as exc:  # the constraint is the last line if two writers slipped past the lock
         logger.warning("vote on %s refused by the database: %s", battle_id, exc)
         raise BattleAlreadyVoted("this battle already has a vote") from exc
@@ -231,8 +231,10 @@ def battle_check_open(battle: Battle) -> None:
         raise BattleExpired(f"this battle expired after {settings.ARENA_BATTLE_TTL_MINUTES} minutes unvoted")
 
 
-def _sampled_prompt(*, voter: Voter, k: int, live: list[Contender]) -> tuple[Prompt, list[Contender]]:
-    """A pooled prompt this voter has not been served, and the contenders that can answer it.
+def _sampled_prompt(*, voter: Voter, k: int, live: list[Contender]
+                   ) -> tuple[Prompt, list[Contender], dict[int, PoolResponse]]:
+    """A pooled prompt this voter has not been served, the contenders that can answer it, and their pooled answers
+    by contender id.
 
     A pooled answer is the same text every time, so a voter who saw it revealed would recognise its
     model: each voter gets each pooled prompt once. Live contenders answer any prompt.
@@ -246,10 +248,10 @@ def _sampled_prompt(*, voter: Voter, k: int, live: list[Contender]) -> tuple[Pro
         raise ValidationFailed(f"No prepared prompt you have not seen yet can be answered by {k} models: "
                                "type your own prompt or choose fewer answers.", field="k", code="no_sampled_prompt")
     prompt = Prompt.objects.get(id=secrets.SystemRandom().choice(prompt_ids))
-    pool = [r.contender for r in PoolResponse.objects.filter(prompt=prompt, contender__active=True,
-                                                             contender__source_kind=SourceKind.POOL)
-            .select_related("contender")]
-    return prompt, pool + [c for c in live if c not in pool]
+    answers = {r.contender_id: r for r in PoolResponse.objects.filter(
+        prompt=prompt, contender__active=True, contender__source_kind=SourceKind.POOL).select_related("contender")}
+    pool = [r.contender for r in answers.values()]
+    return prompt, pool + [c for c in live if c not in pool], answers
 
 
 @transaction.atomic
@@ -275,11 +277,14 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
                 "server (README: contenders.toml)", field="prompt")
         prompt, candidates, source = prompt_get_or_create(text=prompt_text, category=category, language=language), \
             live, PromptSource.TYPED
+        answers = None
     else:
-        prompt, candidates = _sampled_prompt(voter=voter, k=k, live=live)
+        prompt, candidates, answers = _sampled_prompt(voter=voter, k=k, live=live)
         source = PromptSource.SAMPLED
     chosen = contenders_choose(candidates=candidates, k=k, rng=rng)  # in slot order, random
-    pooled = {r.contender_id: r for r in PoolResponse.objects.filter(prompt=prompt, contender__in=chosen)}
+    if answers is None:  # a typed prompt may still be one the pool answers
+        answers = {r.contender_id: r for r in PoolResponse.objects.filter(prompt=prompt, contender__in=chosen)}
+    pooled = {c.id: answers[c.id] for c in chosen if c.id in answers}
     # In an arena with only pooled answers every battle is instant, which tells nobody anything. Once live
     # models are around, an instant battle would say "these are pool models": pooled answers then stream
     # through the coordinator like the others (at ARENA_POOL_STREAM_CHARS_PER_S).
@@ -291,16 +296,16 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
         generation_started=None if all_pooled else now,
     )
     first_turn = [{"role": "user", "content": prompt.text}]
-    BattleSlot.objects.bulk_create(
+    slots = BattleSlot.objects.bulk_create([
         BattleSlot(battle=battle, position=position, contender=contender,
                    response=pooled[contender.id].text if all_pooled else "",
                    token_count=pooled[contender.id].token_count if all_pooled else None,
                    conversation=first_turn + ([{"role": "assistant", "content": pooled[contender.id].text}]
                                               if all_pooled else []))
         for position, contender in enumerate(chosen)
-    )
+    ])
     if all_pooled:
-        _check_identity_leaks(battle)
+        _check_identity_leaks(battle, slots)
     else:
         _start_generation_on_commit(battle)
     return battle
@@ -390,14 +395,17 @@ def battle_generation_finish(*, battle_id: UUID, turn: int, answers: Sequence[Sl
     BattleSlot.objects.bulk_update(slots.values(), ["response", "token_count", "latency_ms", "conversation"])
     battle.generation = Generation.DONE
     battle.save(update_fields=["generation"])
-    _check_identity_leaks(battle)
+    _check_identity_leaks(battle, list(slots.values()))
     return battle
 
 
-def _check_identity_leaks(battle: Battle) -> None:
-    """Note on the battle when an answer names its own model; the vote will carry the flag."""
+def _check_identity_leaks(battle: Battle, slots: Sequence[BattleSlot]) -> None:
+    """Note on the battle when an answer names its own model; the vote will carry the flag.
+
+    ``slots``: every slot of the battle, with its contender, as this transaction just wrote them.
+    """
     leaks = []
-    for slot in battle.slots.select_related("contender").order_by("position"):
+    for slot in sorted(slots, key=lambda s: s.position):
         c = slot.contender
         terms = identity_terms(name=c.name, organization=c.organization, family=c.family,
                                words=c.identity_words or [])

@@ -41,6 +41,9 @@ STOP_TIMEOUT_S = 40
 # Longer than the idle timeout of common load balancers (60 s): a balancer must never reuse a connection the
 # server has just closed (that shows up as sporadic 502s). An idle connection costs uvicorn next to nothing.
 KEEP_ALIVE_S = 75
+# Postgres connections per process (DB_POOL_MAX_SIZE): 5 web workers + the tasks worker hold at most 24, well below
+# Postgres's default max_connections of 100, and 4 at a time is more than one process's CPU can keep busy.
+DEFAULT_POOL_SIZE = 4
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -221,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DEBUG"] = "0"  # set, so that no child falls back to another default
     # Under ASGI each request runs in a thread of its own, so a persistent connection (DB_CONN_MAX_AGE > 0) is
     # never reused and stays open: a load test at 8 clients reached Postgres's 100 connections within a minute,
-    # then answered 503 "too many clients". A connection per request costs ~6 ms; a pool is the better cure.
+    # then answered 503 "too many clients". A connection per request costs ~7 ms: each process keeps a pool of
+    # DB_POOL_MAX_SIZE connections instead (config/settings.py), workers x 4 + the tasks worker's by default.
     os.environ.setdefault("DB_CONN_MAX_AGE", "0")
+    os.environ.setdefault("DB_POOL_MAX_SIZE", str(DEFAULT_POOL_SIZE))
     prepare(migrate=not args.no_migrate)
 
     env = dict(os.environ)

@@ -336,6 +336,16 @@ def snapshot_with_rows(snapshot_id: int) -> Snapshot:
     return Snapshot.objects.prefetch_related("rows__contender").get(id=snapshot_id)
 
 
+def contender_metadata_version() -> str:
+    """A short hash of the contender metadata leaderboard rows show (organization, license), one small query.
+
+    A snapshot's rows are immutable, the metadata beside them is not: a rendered leaderboard is cached under
+    this version as well as the snapshot's id, so that an edit is served at once.
+    """
+    rows = Contender.objects.order_by("id").values_list("id", "organization", "license")
+    return hashlib.sha256(repr(list(rows)).encode()).hexdigest()[:16]
+
+
 def categories() -> list[tuple[str, str]]:
     """(tag, display name) of every category some battle carries, LMArena's named ones first."""
     tags = list(BattleTag.objects.values_list("tag", flat=True).distinct().order_by("tag"))

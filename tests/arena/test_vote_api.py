@@ -32,6 +32,26 @@ def test_a_pairwise_vote_is_stored_and_reveals_the_battle(voter_api, make_battle
     assert battle.status == "voted" and battle.revealed_at == stored.created
 
 
+def test_a_vote_request_looks_its_voter_up_once_and_writes_in_few_statements(voter_api, make_battle,
+                                                                            django_assert_max_num_queries):
+    """The whole request, reveal included: the voter once, the stalled check once, no savepoint of its own; 19
+    statements before this was pinned (load profile, benchmarks/RESULTS.md)."""
+    battle = make_battle(voter_api)
+    with django_assert_max_num_queries(17) as ctx:
+        response = vote(voter_api, battle, {"outcome": "a"}, key="k1")
+    assert response.status_code == 201 and response.json()["vote"]["outcome"] == "a"
+    statements = [q["sql"] for q in ctx.captured_queries]
+    # This client logs in with a session (2 statements an anonymous voter does not make), and in a test the
+    # vote's transaction is a savepoint of the test's: one pair, where a savepoint of the vote's own would be two.
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == 1, statements
+    ours = [s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+            and '"django_session"' not in s and not s.startswith('SELECT "auth_user"')]
+    assert len(ours) == 13, ours
+    assert sum(s.startswith('SELECT "arena_voter"') for s in ours) == 1, ours
+    assert sum('"arena_battle"."generation_started" <' in s for s in ours) == 1, ours
+    assert not any(s.startswith('SELECT "arena_prompt"') for s in ours), ours  # read with the battle's row
+
+
 def test_a_retry_with_the_same_key_returns_the_stored_vote(voter_api, make_battle):
     battle = make_battle(voter_api)
     first = vote(voter_api, battle, {"outcome": "a"}, key="same-key")

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from arena.models import Vote
+from leaderboard.config import LeaderboardConfig
 from leaderboard.models import Snapshot
+from leaderboard.services import leaderboard_refit
 from tests.leaderboard.conftest import vote_many
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +47,27 @@ def test_the_api_serves_rows_with_metadata_and_an_etag(client, real_votes):
     again = client.get("/api/v1/leaderboard", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304 and again.content == b""
     assert Snapshot.objects.count() == 1
+
+
+def test_a_repeated_read_is_served_from_the_rendered_snapshot(client, real_votes, voter_api, make_battle,
+                                                              django_assert_max_num_queries):
+    """Rows are loaded and serialized once per snapshot: later reads cost the snapshot lookup and the metadata
+    version (and, once per 30 s, the staleness check), and get the same bytes and ETag."""
+    first = client.get("/api/v1/leaderboard")
+    for fmt in ("json", "csv"):
+        client.get("/api/v1/leaderboard", {"format": fmt})  # rendered and cached (and the staleness check done)
+        with django_assert_max_num_queries(2) as ctx:
+            again = client.get("/api/v1/leaderboard", {"format": fmt})
+        assert again.status_code == 200
+        assert not any("leaderboard_snapshotrow" in q["sql"] for q in ctx.captured_queries)
+    again = client.get("/api/v1/leaderboard")
+    assert again.content == first.content and again["ETag"] == first["ETag"]
+    assert again["Content-Type"] == "application/json" and again.json()["snapshot"]["n_votes"] == 1515
+    # A newer snapshot is rendered anew.
+    vote_many(voter_api, make_battle, [{"outcome": "a"}, {"outcome": "b"}, {"outcome": "tie"}])
+    leaderboard_refit(config=LeaderboardConfig())
+    newer = client.get("/api/v1/leaderboard")
+    assert newer.json()["snapshot"]["n_votes"] == 1518 and newer["ETag"] != first["ETag"]
 
 
 def test_csv_and_json_downloads(client, real_votes):
