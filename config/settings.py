@@ -192,6 +192,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": env_int("DB_POOL_TIMEOUT_S", 3),
             # A pool connection not used for this long is closed (down to min_size): idle processes give theirs back.
             "max_idle": 60,
+            # A failed reconnection is retried after 1 s, then 2 s, ... until this many seconds have passed; then the
+            # next request starts over at once. Short, so that the wait after a long outage stays a few seconds.
+            "reconnect_timeout": 4,
         }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo's generation threads write while requests read: take the write lock when a transaction

@@ -101,6 +101,18 @@ def test_with_debug_on_the_demo_is_served_on_the_development_key():
     assert run([sys.executable, "-c", "import config.asgi"], env).returncode == 0
 
 
+def test_a_connection_pool_replaces_persistent_connections_when_sized():
+    code = ("import django; django.setup(); from django.conf import settings; d = settings.DATABASES['default']; "
+            "print(d['CONN_MAX_AGE'], sorted(d['OPTIONS'].get('pool', {}).items()))")
+    pooled = run([sys.executable, "-c", code], production_env(DB_POOL_MAX_SIZE="4", DB_CONN_MAX_AGE="60"))
+    assert pooled.returncode == 0, pooled.stderr
+    age, options = pooled.stdout.split(" ", 1)
+    assert age == "0"  # Django refuses a pool with persistent connections
+    assert "('max_size', 4)" in options and "('min_size', 1)" in options and "('timeout', 3)" in options
+    unpooled = run([sys.executable, "-c", code], production_env(DB_CONN_MAX_AGE="60"))
+    assert unpooled.stdout.split() == ["60", "[]"], unpooled.stderr
+
+
 def test_serve_refuses_without_secret_key_and_database_url_and_says_what_to_set():
     env = production_env()
     del env["SECRET_KEY"], env["DATABASE_URL"]
@@ -226,6 +238,18 @@ def test_make_serve_serves_pages_and_static_files_and_stops_on_ctrl_c(tmp_path, 
         assert gzip.decompress(body) == (ROOT / "arena" / "static" / "arena" / "arena.css").read_bytes()
         assert headers["cache-control"] == "max-age=60, public"
         assert (tmp_path / "static" / "arena" / "arena.css.gz").exists()
+
+        # Requests borrow pooled Postgres connections: the same sessions serve them, none is opened per request.
+        def sessions_opened() -> int:  # sessions ever opened on the database (ours below counts one each time)
+            with psycopg.connect(throwaway_database_url, autocommit=True) as conn:
+                return conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+                                    ).fetchone()[0]
+        for _ in range(3):
+            assert get(port, "/api/v1/contenders", **{"X-Forwarded-Proto": "https"})[0] == 200
+        before = sessions_opened()
+        for _ in range(20):
+            assert get(port, "/api/v1/contenders", **{"X-Forwarded-Proto": "https"})[0] == 200
+        assert sessions_opened() - before <= 2, "a session per request: the pool is not in use"
 
         # Ctrl-C stops the server and the tasks worker together, cleanly.
         assert all(alive(pid) for pid in children)
