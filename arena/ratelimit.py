@@ -82,11 +82,11 @@ def _hit(key: str, *, limit: int, window: int, now: float) -> int | None:
     start = int(now // window) * window
     bucket = f"ratelimit:{key}:{window}:{start}"
     try:
-        cache.add(bucket, 0, timeout=window + 1)
-        try:
+        try:  # one round trip in the common case: the window's bucket exists
             count = cache.incr(bucket)
-        except ValueError:  # the bucket expired between add and incr: this request opens a new window
-            count = None if cache.add(bucket, 1, timeout=window + 1) is None else 1
+        except ValueError:  # no bucket yet: this request opens the window, unless another one just did
+            added = cache.add(bucket, 1, timeout=window + 1)
+            count = None if added is None else 1 if added else cache.incr(bucket)
     except RedisError as exc:
         raise _Uncounted from exc
     if count is None:
