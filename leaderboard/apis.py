@@ -18,11 +18,11 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.errors import ValidationFailed
 from config.schema import error_response
+from config.throttling import FixedWindowScopedThrottle
 
 from .config import CIS, METHODS, TIES, LeaderboardConfig
 from .models import Snapshot
@@ -177,7 +177,7 @@ class MatrixOutput(serializers.Serializer):
 
 
 class LeaderboardApi(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [FixedWindowScopedThrottle]
     throttle_scope = "leaderboard"
 
     @extend_schema(parameters=[*CONFIG_PARAMETERS, OpenApiParameter("format", str, enum=["json", "csv"])],
@@ -207,7 +207,7 @@ class LeaderboardApi(APIView):
 
 
 class LeaderboardMatrixApi(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [FixedWindowScopedThrottle]
     throttle_scope = "leaderboard"
 
     KINDS = ("winrate", "count", "predicted")

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from rest_framework.throttling import ScopedRateThrottle
 
 from arena.selectors import contender_recent_shares
 from config.errors import ApplicationError
+from config.throttling import FixedWindowScopedThrottle
 
 from . import charts
 from .config import CIS, METHODS, TIES, LeaderboardConfig
@@ -50,7 +50,7 @@ _THROTTLED_VIEW = SimpleNamespace(throttle_scope="leaderboard")
 
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"methods": METHODS, "ties_modes": TIES, "cis": CIS, "categories": categories()}
-    if not (throttle := ScopedRateThrottle()).allow_request(request, _THROTTLED_VIEW):
+    if not (throttle := FixedWindowScopedThrottle()).allow_request(request, _THROTTLED_VIEW):
         wait = math.ceil(throttle.wait() or 1)
         context.update(config=LeaderboardConfig(), error=f"Too many leaderboard requests: try again in {wait} s.")
         response = render(request, "leaderboard/leaderboard.html", context, status=429)

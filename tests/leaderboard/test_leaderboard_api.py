@@ -192,6 +192,28 @@ def test_contender_edits_change_the_etag_and_renames_keep_the_fitted_name(client
     assert page.status_code == 200 and "imagenhub_SDXL_generation" in page.content.decode()
 
 
+def test_the_leaderboard_limit_counts_fixed_windows_in_one_counter(client, real_votes, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    from config.throttling import FixedWindowScopedThrottle
+
+    cache.clear()
+    now = [6000.5]  # 100 minutes and half a second
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"leaderboard": "3/minute"})
+    monkeypatch.setattr(FixedWindowScopedThrottle, "timer", lambda self: now[0])
+    assert [client.get("/api/v1/leaderboard").status_code for _ in range(4)] == [200, 200, 200, 429]
+    refused = client.get("/api/v1/leaderboard")
+    assert refused.status_code == 429 and refused["Retry-After"] == "60"  # the window ends at 6060 s
+    now[0] = 6059.2
+    assert client.get("/api/v1/leaderboard")["Retry-After"] == "1"
+    now[0] = 6060.0  # a new window
+    assert client.get("/api/v1/leaderboard").status_code == 200
+    # The client's state is one count per window (refused requests included), not the list of its request times.
+    assert cache.get("throttle_leaderboard_127.0.0.1:6000") == 6
+    assert cache.get("throttle_leaderboard_127.0.0.1:6060") == 1
+
+
 def test_leaderboard_requests_are_rate_limited(client, real_votes, monkeypatch):
     from django.core.cache import cache
     from rest_framework.throttling import ScopedRateThrottle
