@@ -22,9 +22,9 @@ from config.schema import error_response
 
 from .captcha import captcha_enforce
 from .identity import voter_for_read, voter_from_request
-from .models import MAX_K, MIN_K, Outcome
+from .models import MAX_K, MIN_K, Battle, Outcome
 from .ratelimit import rate_limit_enforce
-from .selectors import battle_access, battle_view, contender_list
+from .selectors import battle_access, battle_access_written, battle_view, contender_list
 from .services import SlotInput, battle_continue, battle_create, battle_open, battle_void_if_stalled, vote_record
 from .verdicts import VoteChoice
 
@@ -103,6 +103,12 @@ def battle_body(request: Request, battle_id: UUID, *, check_stalled: bool = True
     return (RevealedBattleOutput if view.reveal else AnonymousBattleOutput)(view).data
 
 
+def written_battle_body(request: Request, battle: Battle) -> dict[str, Any]:
+    """The battle this request has just opened or voted, from the objects the write holds (no second read)."""
+    view = battle_view(battle_access_written(battle, voter=voter_for_read(request)))
+    return (RevealedBattleOutput if view.reveal else AnonymousBattleOutput)(view).data
+
+
 class ContenderListApi(APIView):
     @extend_schema_serializer(component_name="ContenderListItem")
     class OutputSerializer(ContenderOutput):
@@ -155,7 +161,7 @@ class BattleCreateApi(APIView):
             captcha_enforce(request, token=values["captcha"] or request.headers.get("X-Captcha-Token", ""))
             battle = battle_open(voter=voter_from_request(request), k=values["k"], prompt_text=values["prompt"],
                                  category=values["category"], language=values["language"])
-        return Response(battle_body(request, battle.id, check_stalled=False), status=201)
+        return Response(written_battle_body(request, battle), status=201)
 
 
 class BattleDetailApi(APIView):
@@ -223,4 +229,6 @@ class BattleVoteApi(APIView):
             choice=VoteChoice.from_input(data.validated_data, allowed_aspects=settings.ARENA_VOTE_ASPECTS),
             idempotency_key=key,
         )
-        return Response(battle_body(request, vote.battle_id, check_stalled=False), status=201 if created else 200)
+        if created:
+            return Response(written_battle_body(request, vote.battle), status=201)
+        return Response(battle_body(request, vote.battle_id, check_stalled=False), status=200)

@@ -144,6 +144,10 @@ class Battle(models.Model):
                                    help_text="The battle's id in an imported release (LMArena's id): its identity.")
     source_metadata = models.JSONField(null=True, blank=True,
                                        help_text="Release fields kept as they were (category_tag, conv_metadata, ...).")
+    # Not a column: every slot of the battle, in position order, as the write that holds this object has just made
+    # or read them (opening or voting it), so that the answer to that request need not read them again
+    # (``arena.selectors.battle_view``). None on a battle read from the database.
+    written_slots: list[BattleSlot] | None = None
 
     class Meta:
         constraints = [

@@ -53,6 +53,14 @@ def battle_access(*, battle_id: UUID | str, voter: Voter | None, lock: bool = Fa
     return BattleAccess(battle=battle, reveal=battle.status == BattleStatus.VOTED)
 
 
+def battle_access_written(battle: Battle, *, voter: Voter | None) -> BattleAccess:
+    """The gate for a battle this request has just written and holds (opened it, or voted it through
+    :func:`battle_access`): the same rule, without reading the battle again."""
+    if voter is None or battle.voter_id != voter.id:
+        raise BattleNotFound("no such battle for this voter")
+    return BattleAccess(battle=battle, reveal=battle.status == BattleStatus.VOTED)
+
+
 POSITION_LABELS = "ABCDEF"
 
 
@@ -89,7 +97,7 @@ class BattleView:
 def battle_view(access: BattleAccess) -> BattleView:
     """The battle behind ``access`` as its voter sees it; contenders only when ``access.reveal``."""
     battle = access.battle
-    slots = list(battle.slots.all())
+    slots = battle.written_slots if battle.written_slots is not None else list(battle.slots.all())
     live = live_state_read(battle.id) if battle.generation == Generation.RUNNING else None
     running = battle.generation == Generation.RUNNING and battle.status == BattleStatus.OPEN
     views = []

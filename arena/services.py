@@ -129,6 +129,7 @@ def battle_create(
         for position, s in enumerate(shuffled)
     ])
     _check_identity_leaks(battle, created)
+    battle.written_slots = sorted(created, key=lambda slot: slot.position)
     return battle
 
 
@@ -185,6 +186,7 @@ def vote_record(*, battle_id: UUID, voter: Voter, choice: VoteChoice, idempotenc
     vote_tally(vote, tags=tags, language=battle.language, contenders=[s.contender_id for s in slots],
                identity_leak=bool(battle.identity_leak))
     transaction.on_commit(_after_vote)
+    battle.written_slots = slots  # vote.battle is this object, revealed now, its vote cached on it
     return vote, True
 
 
@@ -308,6 +310,7 @@ def battle_open(*, voter: Voter, k: int = 2, prompt_text: str = "", category: st
         _check_identity_leaks(battle, slots)
     else:
         _start_generation_on_commit(battle)
+    battle.written_slots = slots
     return battle
 
 

@@ -23,6 +23,8 @@ def test_staff_creates_an_anonymous_battle(staff_api, contenders):
     assert sorted(s["response"] for s in body["slots"]) == ["Answer text 0", "Answer text 1", "Answer text 2"]
     battle = Battle.objects.get(id=body["id"])
     assert {s.contender.name for s in battle.slots.all()} == {"alpha-7b", "beta-13b", "gamma-70b"}
+    # The answer is built from what the request wrote; a read of the battle gets the same body.
+    assert staff_api.get(f"/api/v1/battles/{battle.id}").json() == body
 
 
 def test_the_same_prompt_is_stored_once(staff_api, contenders):
