@@ -71,6 +71,20 @@ most ``alpha`` however many votes it has. The paper draws its checkpoints at ran
 harder to game; ours are fixed and configurable. Only a voter's first ``max(checkpoints)`` judged
 votes are ever tested (as in the paper): a voter who turns bad later is not caught by this test.
 
+**Identities, the per-model test, the drift scan.** What the service tests is an *identity*: a voter
+(cookie or user), or every voter behind one address merged in time order (a fresh cookie every few votes
+is one identity again); the p-values above do not care which. :func:`identity_anomaly_test` runs the
+all-votes test and :func:`model_anomaly_test`: per model, the votes on battles that show it, each scored
+with a fixed-direction conformal p-value (:func:`directional_pvalues`: did this model do better than the
+crowd on this ordered pair?) and combined with Stouffer's method, for and against the model, at checkpoints
+up to 5,000 judged votes (Bonferroni over checkpoints, models and the two directions). It finds a voter
+that votes for one model (or against its rivals) however many honest-looking votes it casts around them,
+which the all-votes test dilutes past detection. An honest identity is flagged by the two tests with
+probability at most ``alpha + model_alpha``. What no per-identity test can see is an attacker spread over
+many addresses with a few votes each; :func:`model_drift_test` and :func:`model_drift_scan` look at the
+model instead (its results in a recent window against the same opponents, compared with its earlier
+ones), which finds a burst but cannot tell an attack from a genuine change of the model.
+
 Caveat: the p-values of one voter share the pair histories, so given the data they are not exactly
 independent (conformal p-values on a common calibration set are positively dependent, which makes
 Fisher's method slightly liberal). With histories of a few dozen votes per pair and votes spread
@@ -79,6 +93,7 @@ by simulation, and the service skips votes whose pair history is shorter than ``
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -89,20 +104,36 @@ from scipy import stats
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_CHECKPOINTS",
+    "DEFAULT_DRIFT_ALPHA",
+    "DEFAULT_DRIFT_WINDOWS",
+    "DEFAULT_MIN_MODEL_VOTES",
+    "DEFAULT_MODEL_ALPHA",
+    "DEFAULT_MODEL_CHECKPOINTS",
     "DRAW",
     "LOSS",
     "N_OUTCOMES",
     "WIN",
     "AnomalyResult",
+    "DriftHold",
+    "DriftResult",
+    "ScoredVotes",
+    "directional_pvalues",
     "fisher_combine",
+    "identity_anomaly_test",
     "kwise_comparison",
     "kwise_comparisons",
+    "model_anomaly_test",
+    "model_drift_scan",
+    "model_drift_test",
     "model_lean",
     "pairwise_comparison",
+    "reached_checkpoint",
+    "stouffer_combine",
     "validate_checkpoints",
     "vote_pvalue",
     "voter_anomaly_test",
     "voter_pvalues",
+    "voter_scored_votes",
 ]
 
 # Outcomes from the view of the model in the first (lower) position of the compared pair.
@@ -110,6 +141,11 @@ WIN, LOSS, DRAW = 0, 1, 2
 N_OUTCOMES = 3
 DEFAULT_CHECKPOINTS: tuple[int, ...] = (5, 10, 20, 50, 100)
 DEFAULT_ALPHA = 0.01
+# The per-model test (:func:`model_anomaly_test`): checkpoints in judged votes of the identity, far beyond
+# the all-votes test's 100, because a camouflaged attacker's votes on its target are a tenth of its votes.
+DEFAULT_MODEL_CHECKPOINTS: tuple[int, ...] = (20, 50, 100, 200, 500, 1000, 2000, 5000)
+DEFAULT_MODEL_ALPHA = 0.01
+DEFAULT_MIN_MODEL_VOTES = 10
 
 # One comparison: (contender in the first position, contender in the second, outcome code).
 Comparison = tuple[int, int, int]
@@ -250,7 +286,7 @@ def _ratios(bag: np.ndarray, habit: Sequence[int], *, draw_habit: bool,
 
 def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int] = (0, 0, 0),
                 draw_habit: bool = False, rng: np.random.Generator | None = None,
-                lean: tuple[int, int] = (1, 1)) -> float:
+                lean: tuple[int, int] = (1, 1), u: float | None = None) -> float:
     """Conformal p-value of one vote's outcome against the pair's history of outcomes.
 
     The bag is the history plus this vote; each outcome's extremeness is its likelihood ratio (module
@@ -282,6 +318,9 @@ def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int
         The voter's earlier lean towards the contender in the first position against the one in the
         second, as integer odds ``(l_1, l_2)`` that multiply its position odds (:func:`model_lean`);
         ``(1, 1)``, no lean, by default.
+    u : float, optional
+        The tie-breaking uniform in ``(0, 1]``, when the caller has drawn it (:func:`voter_scored_votes` shares
+        it with :func:`directional_pvalues`); overrides ``rng``.
 
     Returns
     -------
@@ -317,8 +356,49 @@ def vote_pvalue(history_counts: np.ndarray, outcome: int, *, habit: Sequence[int
             more += int(bag[code])
         elif diff == 0:
             same += int(bag[code])
-    u = 1.0 if rng is None else 1.0 - rng.random()   # 1 - [0, 1) is (0, 1]: never p = 0
+    if u is None:
+        u = 1.0 if rng is None else 1.0 - rng.random()   # 1 - [0, 1) is (0, 1]: never p = 0
     return (more + u * same) / int(bag.sum())
+
+
+def directional_pvalues(history_counts: np.ndarray, outcome: int, *, u: float | None) -> tuple[float, float]:
+    """Conformal p-values of "the first contender did better than the crowd" and of "the second did".
+
+    The same bag as :func:`vote_pvalue`, with a fixed order of extremeness instead of the likelihood ratio:
+    ``WIN > DRAW > LOSS`` for the first (a win of the first position's contender is the most extreme outcome)
+    and the reverse for the second. Both orders depend on nothing, so both p-values are valid.
+
+    Parameters
+    ----------
+    history_counts : ndarray, shape (3,)
+        The pair's history, this vote excluded.
+    outcome : int
+        The vote's outcome code.
+    u : float or None
+        The tie-breaking uniform in ``(0, 1]``: the first p-value uses ``u`` and the second ``1 - u``, so
+        that they add up to one (exactly uniform each; the second is then never 0 because ``u`` is drawn
+        below 1 except with probability 2^-53). ``None``: ties count as extreme in both (super-uniform each,
+        conservative).
+
+    Returns
+    -------
+    p_first, p_second : float
+        In ``(0, 1]`` (the second may be 0 with probability 2^-53; callers clip).
+
+    Examples
+    --------
+    History 8 wins, 1 loss, 1 draw, a win, ``u = 1/2``: the bag is (9, 1, 1); ``p_first = 4.5 / 11`` and
+    ``p_second = (1 + 1 + 4.5) / 11``.
+    """
+    bag = np.asarray(history_counts, dtype=np.int64).copy()
+    bag[outcome] += 1
+    n = int(bag.sum())
+    w, lo, d = (int(x) for x in bag)
+    above_first = {WIN: 0, DRAW: w, LOSS: w + d}[outcome]      # outcomes more extreme for "first did better"
+    above_second = {LOSS: 0, DRAW: lo, WIN: lo + d}[outcome]
+    same = int(bag[outcome])
+    u_first, u_second = (1.0, 1.0) if u is None else (u, 1.0 - u)
+    return (above_first + u_first * same) / n, (above_second + u_second * same) / n
 
 
 def model_lean(record: Mapping[Hashable, tuple[int, int]], first: Hashable, second: Hashable) -> tuple[int, int]:
@@ -336,6 +416,67 @@ def model_lean(record: Mapping[Hashable, tuple[int, int]], first: Hashable, seco
     w1, l1 = record.get(first, (0, 0))
     w2, l2 = record.get(second, (0, 0))
     return (w1 + 1) * (l2 + 1), (l1 + 1) * (w2 + 1)
+
+
+@dataclass(frozen=True)
+class ScoredVotes:
+    """One identity's judged votes in time order: p-values and the two contenders each compared.
+
+    ``pvalues`` are :func:`vote_pvalue`'s (for the all-votes test); ``p_first`` and ``p_second`` the
+    :func:`directional_pvalues` of the same votes, with the same tie-breaking uniform (for the per-model
+    test). ``first[i]`` and ``second[i]`` are the last two items of the ``i``-th judged comparison's key
+    (the contenders in the first and second position in the service's ``(kind, k, first, second)``).
+    """
+
+    pvalues: np.ndarray
+    first: tuple[Hashable, ...]
+    second: tuple[Hashable, ...]
+    p_first: np.ndarray
+    p_second: np.ndarray
+
+
+def voter_scored_votes(
+    tested: Sequence[tuple[Hashable, int]], history: Mapping[Hashable, np.ndarray],
+    own: Mapping[Hashable, np.ndarray], *, min_pair_history: int, rng: np.random.Generator | None,
+    draw_habit: bool = False, limit: int | None = None, model_habit: bool = True,
+) -> ScoredVotes:
+    """:func:`voter_pvalues` with the contenders of each judged comparison (what :func:`model_anomaly_test` needs).
+
+    Parameters and p-values as in :func:`voter_pvalues`; each key's last two items must be the contenders
+    in the first and second position.
+    """
+    empty = np.zeros(N_OUTCOMES, dtype=np.int64)
+    out: list[float] = []
+    firsts: list[Hashable] = []
+    seconds: list[Hashable] = []
+    directional: list[tuple[float, float]] = []
+    habit = [0] * N_OUTCOMES
+    record: dict[Hashable, tuple[int, int]] = {}   # contender -> (wins, losses) in this voter's decisive votes
+    for key, outcome in tested:
+        if limit is not None and len(out) >= limit:
+            break
+        counts = history.get(key, empty) - own.get(key, empty)
+        if (counts < 0).any():
+            raise ValueError(f"own counts exceed the history for {key!r}: was the voter left out twice?")
+        # Keys that are not sequences (possible with model_habit=False) name no contenders.
+        first, second = (key[-2], key[-1]) if isinstance(key, Sequence) else (None, None)
+        if counts.sum() >= min_pair_history:
+            lean = model_lean(record, first, second) if model_habit else (1, 1)
+            u = None if rng is None else 1.0 - rng.random()   # one draw per vote, shared by both p-values
+            out.append(vote_pvalue(counts, outcome, habit=habit, draw_habit=draw_habit, lean=lean,
+                                   u=1.0 if u is None else u))
+            directional.append(directional_pvalues(counts, outcome, u=u))
+            firsts.append(first)
+            seconds.append(second)
+        habit[outcome] += 1   # after the test: the score of a vote looks only at earlier votes
+        if model_habit and outcome != DRAW:
+            winner, loser = (first, second) if outcome == WIN else (second, first)
+            w, lo = record.get(winner, (0, 0))
+            record[winner] = (w + 1, lo)
+            w, lo = record.get(loser, (0, 0))
+            record[loser] = (w, lo + 1)
+    pair = np.asarray(directional, dtype=float).reshape(-1, 2)
+    return ScoredVotes(np.asarray(out, dtype=float), tuple(firsts), tuple(seconds), pair[:, 0], pair[:, 1])
 
 
 def voter_pvalues(
@@ -374,28 +515,8 @@ def voter_pvalues(
     ndarray, shape (m,)
         P-values of the comparisons that were not skipped, in the order given.
     """
-    empty = np.zeros(N_OUTCOMES, dtype=np.int64)
-    out: list[float] = []
-    habit = [0] * N_OUTCOMES
-    record: dict[Hashable, tuple[int, int]] = {}   # contender -> (wins, losses) in this voter's decisive votes
-    for key, outcome in tested:
-        if limit is not None and len(out) >= limit:
-            break
-        counts = history.get(key, empty) - own.get(key, empty)
-        if (counts < 0).any():
-            raise ValueError(f"own counts exceed the history for {key!r}: was the voter left out twice?")
-        first, second = (key[-2], key[-1]) if model_habit else (None, None)  # type: ignore[index]
-        if counts.sum() >= min_pair_history:
-            lean = model_lean(record, first, second) if model_habit else (1, 1)
-            out.append(vote_pvalue(counts, outcome, habit=habit, draw_habit=draw_habit, rng=rng, lean=lean))
-        habit[outcome] += 1   # after the test: the score of a vote looks only at earlier votes
-        if model_habit and outcome != DRAW:
-            winner, loser = (first, second) if outcome == WIN else (second, first)
-            w, lo = record.get(winner, (0, 0))
-            record[winner] = (w + 1, lo)
-            w, lo = record.get(loser, (0, 0))
-            record[loser] = (w, lo + 1)
-    return np.asarray(out, dtype=float)
+    return voter_scored_votes(tested, history, own, min_pair_history=min_pair_history, rng=rng,
+                              draw_habit=draw_habit, limit=limit, model_habit=model_habit).pvalues
 
 
 # ------------------------------------------------------------------------------ combination
@@ -439,7 +560,8 @@ class AnomalyResult:
     ``p_combined`` are Fisher's ``M_j`` and its chi-square tail at the deciding checkpoint: the one that
     rejected, or else the reached checkpoint with the smallest combined p-value; NaN when the voter has
     fewer p-values than the smallest checkpoint. ``level`` is the per-checkpoint level
-    ``alpha / len(checkpoints)``; ``n_pvalues`` how many p-values the voter had.
+    ``alpha / len(checkpoints)``; ``n_pvalues`` how many p-values the voter had. ``model`` is set when
+    :func:`model_anomaly_test` rejected: the votes involving that model were the anomalous ones.
     """
 
     flagged: bool
@@ -448,6 +570,7 @@ class AnomalyResult:
     p_combined: float
     level: float
     n_pvalues: int
+    model: Hashable | None = None   # the per-model test's model when it rejected (None: the all-votes test)
 
 
 def voter_anomaly_test(pvalues: np.ndarray, *, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
@@ -491,3 +614,291 @@ def voter_anomaly_test(pvalues: np.ndarray, *, checkpoints: Sequence[int] = DEFA
         if not p_combined >= best[1]:     # also true while best is still NaN
             best = (statistic, p_combined)
     return AnomalyResult(False, None, best[0], best[1], level, int(p.size))
+
+
+def stouffer_combine(pvalues: np.ndarray) -> tuple[float, float]:
+    """Stouffer's method: ``Z = sum_i Phi^-1(1 - p_i) / sqrt(n)`` and its standard normal upper tail.
+
+    Parameters
+    ----------
+    pvalues : ndarray, shape (n,)
+        Independent p-values in ``[0, 1]``, ``n >= 1``; clipped to ``[1e-300, 1 - 1e-16]`` so that an
+        exact 0 or 1 gives a large finite score.
+
+    Returns
+    -------
+    statistic, p_combined : float
+        Agrees with ``scipy.stats.combine_pvalues(pvalues, method="stouffer")`` inside the clip.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1 or p.size == 0 or not ((p >= 0) & (p <= 1)).all():
+        raise ValueError("pvalues must be a non-empty 1-d array of values in [0, 1]")
+    z = float(stats.norm.isf(np.clip(p, 1e-300, 1 - 1e-16)).sum() / np.sqrt(p.size))
+    return z, float(stats.norm.sf(z))
+
+
+def model_anomaly_test(scored: ScoredVotes, *, checkpoints: Sequence[int] = DEFAULT_MODEL_CHECKPOINTS,
+                       alpha: float = DEFAULT_MODEL_ALPHA, min_model_votes: int = DEFAULT_MIN_MODEL_VOTES,
+                       decided_through: int = 0) -> AnomalyResult:
+    """Does an identity's verdict on one model, in the votes that show it, differ from the crowd's? Per model.
+
+    Why: an attacker that votes for its target (or against the target's rivals) and casts honest-looking
+    cover votes on every other battle dilutes its pattern in the all-votes test (:func:`voter_anomaly_test`)
+    ninefold, and reaches that test's last checkpoint with a dozen votes on its target. Its votes on
+    battles that show the target all go one way, whatever its cover votes; so they are tested apart.
+
+    At each checkpoint ``j`` (counted in the identity's judged votes, as in :func:`voter_anomaly_test`) and
+    for each model ``X`` with at least ``min_model_votes`` of the first ``j`` judged votes involving it:
+    each such vote's p-value that ``X`` did better than the crowd on that pair (:func:`directional_pvalues`:
+    ``p_first`` when ``X`` was in the first position, ``p_second`` when in the second), combined with
+    Stouffer's method; for ``X`` and against ``X`` (the same votes' other p-values), each at level
+    ``alpha / (2 len(checkpoints) m_j)``, ``m_j`` the number of such models at ``j``.
+
+    Why Stouffer rather than Fisher: a vote for a model that wins most of its battles anyway is only mildly
+    surprising (its p-value is ``U pi_win``, say ``U * 0.6``), never tiny; Fisher's method rewards tiny
+    p-values, Stouffer's the steady drift of many moderate ones, and needs about half as many such votes.
+
+    Validity: each p-value is uniform given the identity's earlier votes (randomized; super-uniform without
+    an ``rng``), and whether a vote involves ``X`` is fixed by the battle shown, before the verdict; so each
+    model's combined p-value is valid (with the caveat about shared histories of the module docstring).
+    ``m_j`` depends only on which battles were shown, so the Bonferroni sum over checkpoints, models and the
+    two directions is ``alpha``: an honest identity is flagged by this test with probability at most ``alpha``.
+
+    Parameters
+    ----------
+    scored : ScoredVotes
+        The identity's judged votes (:func:`voter_scored_votes`).
+    checkpoints : sequence of int
+        Strictly increasing judged-vote counts.
+    alpha : float
+        Family-wise level of this test per identity, in (0, 1).
+    min_model_votes : int
+        Fewest votes involving a model for it to be tested at a checkpoint (at least 1).
+    decided_through : int
+        As in :func:`voter_anomaly_test`: checkpoints up to this count were decided by an earlier run.
+
+    Returns
+    -------
+    AnomalyResult
+        ``model`` names the model whose votes rejected (``statistic`` is Stouffer's ``Z``, positive for,
+        negative against the model); at the first rejecting checkpoint the smallest combined p-value there,
+        else the smallest seen; ``level`` the level it was tested at (``nan`` when nothing was tested).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if min_model_votes < 1:
+        raise ValueError(f"min_model_votes must be at least 1, got {min_model_votes}")
+    marks = validate_checkpoints(checkpoints)
+    n = int(np.asarray(scored.pvalues).size)
+    if not len(scored.first) == len(scored.second) == scored.p_first.size == scored.p_second.size == n:
+        raise ValueError("scored votes: one pair of contenders and of directional p-values per p-value")
+    # model -> (indices of its judged votes in time order, their p-values "it did better", "it did worse")
+    involving: dict[Hashable, tuple[list[int], list[float], list[float]]] = {}
+    for i, (first, second) in enumerate(zip(scored.first, scored.second, strict=True)):
+        p_first, p_second = float(scored.p_first[i]), float(scored.p_second[i])
+        for model, p_for, p_against in ((first, p_first, p_second), (second, p_second, p_first)):
+            idx, fors, againsts = involving.setdefault(model, ([], [], []))
+            idx.append(i)
+            fors.append(p_for)
+            againsts.append(p_against)
+    best: tuple[float, float, float, Hashable | None] = (float("nan"), float("nan"), float("nan"), None)
+    for j in marks:
+        if j > n:
+            break
+        if j <= decided_through:
+            continue
+        cut = {model: bisect_left(idx, j) for model, (idx, _, _) in involving.items()}
+        tested = [model for model, c in cut.items() if c >= min_model_votes]
+        if not tested:
+            continue
+        level = alpha / (2 * len(marks) * len(tested))
+        found: list[tuple[float, float, Hashable]] = []
+        for model in tested:
+            _, fors, againsts = involving[model]
+            z, p_for = stouffer_combine(np.asarray(fors[:cut[model]]))
+            found.append((p_for, z, model))
+            # Randomized, the p-values against are 1 - those for: the lower tail of the same Z. Computed
+            # apart all the same, because without an rng both are super-uniform and that identity fails.
+            z_against, p_against = stouffer_combine(np.asarray(againsts[:cut[model]]))
+            found.append((p_against, -z_against, model))
+        p_combined, z, model = min(found, key=lambda item: item[0])
+        if p_combined <= level:
+            return AnomalyResult(True, j, z, p_combined, level, n, model=model)
+        if not p_combined >= best[1]:
+            best = (z, p_combined, level, model)
+    return AnomalyResult(False, None, best[0], best[1], best[2], n, model=best[3])
+
+
+def identity_anomaly_test(
+    scored: ScoredVotes, *, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS, alpha: float = DEFAULT_ALPHA,
+    model_checkpoints: Sequence[int] = DEFAULT_MODEL_CHECKPOINTS, model_alpha: float = DEFAULT_MODEL_ALPHA,
+    min_model_votes: int = DEFAULT_MIN_MODEL_VOTES, decided_through: int = 0,
+) -> AnomalyResult:
+    """Both tests of one identity (a voter, or every voter behind one address): all its votes, and per model.
+
+    Runs :func:`voter_anomaly_test` (``checkpoints``, ``alpha``) and, unless ``model_checkpoints`` is
+    empty, :func:`model_anomaly_test` (``model_checkpoints``, ``model_alpha``), both skipping checkpoints up
+    to ``decided_through``. An honest identity is flagged with probability at most ``alpha + model_alpha``
+    (a union bound; Bonferroni over the checkpoints and models makes it much less in practice).
+
+    Returns
+    -------
+    AnomalyResult
+        The rejecting test's result (the earlier checkpoint when both reject; the all-votes test on a tie),
+        else the all-votes test's.
+    """
+    overall = voter_anomaly_test(scored.pvalues, checkpoints=checkpoints, alpha=alpha,
+                                 decided_through=decided_through)
+    if not model_checkpoints:
+        return overall
+    per_model = model_anomaly_test(scored, checkpoints=model_checkpoints, alpha=model_alpha,
+                                   min_model_votes=min_model_votes, decided_through=decided_through)
+    if per_model.flagged and (not overall.flagged or per_model.checkpoint < overall.checkpoint):  # type: ignore[operator]
+        return per_model
+    return overall
+
+
+def reached_checkpoint(n_pvalues: int, *checkpoint_lists: Sequence[int]) -> int:
+    """The largest checkpoint of any list that ``n_pvalues`` judged votes reach (0 if none): what a run decides."""
+    return max((j for marks in checkpoint_lists for j in marks if j <= n_pvalues), default=0)
+
+
+
+# ------------------------------------------------------------------------------ per-model drift
+
+
+DEFAULT_DRIFT_ALPHA = 0.01
+# Window lengths, in days, that the drift scan looks back over on each day: a burst shows in one day, a
+# patient attack of a few hundred votes a day only over several.
+DEFAULT_DRIFT_WINDOWS: tuple[int, ...] = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Outcome of :func:`model_drift_test`, one entry per model (index into the count arrays).
+
+    ``z``: the standardized change of each model's score (win +1, draw 0, loss -1) in the window against
+    what its earlier votes on the same ordered pairs predict, positive when it did better; ``p``: two-sided
+    p-values (1 for a model with nothing to compare); ``n_window``: the window's votes involving the model
+    on pairs that have earlier votes; ``held``: ``p <= level``, with ``level = alpha / m`` over the ``m``
+    models that could be tested.
+    """
+
+    z: np.ndarray
+    p: np.ndarray
+    n_window: np.ndarray
+    held: np.ndarray
+    level: float
+
+
+def model_drift_test(before: np.ndarray, window: np.ndarray, *, alpha: float = DEFAULT_DRIFT_ALPHA) -> DriftResult:
+    """Did a model's results in a window of votes drift from its earlier results against the same opponents?
+
+    Why: an attacker spread over many addresses with a few votes each is invisible to every per-identity
+    test, but its votes still move its target's results. Per model ``X``, each vote involving it scores
+    ``+1`` (``X`` won), ``0`` (draw) or ``-1`` (``X`` lost). Under the null — on each ordered pair, the
+    window's votes are exchangeable with the earlier ones — the window's score sum on a pair, given the
+    pair's pooled outcomes, is a draw without replacement: mean ``n_w mu``, variance
+    ``n_w (N - n_w) / (N - 1) sigma^2`` (``N`` votes pooled, ``mu``, ``sigma^2`` their score mean and
+    variance). Summed over the pairs that involve ``X`` (independent), standardized, two-sided normal
+    p-value, Bonferroni over the models tested: a window without manipulation holds a model with probability
+    at most ``alpha`` (normal approximation; exact conditional moments). What it cannot tell: manipulation
+    from a genuine change (a new model version behind the same name, a new kind of prompts). So a held
+    model is a case for review, not a verdict.
+
+    Parameters
+    ----------
+    before, window : ndarray, shape (M, M, 3)
+        Vote counts per (contender in the first position, contender in the second, outcome code
+        :data:`WIN`/:data:`LOSS`/:data:`DRAW`): the earlier votes and the window's.
+    alpha : float
+        Probability, per window, of holding some model when nothing changed; in (0, 1).
+
+    Returns
+    -------
+    DriftResult
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    b = np.asarray(before, dtype=float)
+    w = np.asarray(window, dtype=float)
+    if b.ndim != 3 or b.shape != w.shape or b.shape[0] != b.shape[1] or b.shape[2] != N_OUTCOMES:
+        raise ValueError("before and window must both have shape (M, M, 3)")
+    if (b < 0).any() or (w < 0).any():
+        raise ValueError("counts must be non-negative")
+    pooled = b + w
+    n_all = pooled.sum(axis=2)
+    n_w = w.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.where(n_all > 0, (pooled[..., WIN] - pooled[..., LOSS]) / n_all, 0.0)   # first's mean score
+        var_pop = np.where(n_all > 0, (pooled[..., WIN] + pooled[..., LOSS]) / n_all - mu ** 2, 0.0)
+        shrink = np.where(n_all > 1, n_w * (n_all - n_w) / (n_all - 1), 0.0)
+    excess = (w[..., WIN] - w[..., LOSS]) - n_w * mu      # the first's window score above its expectation
+    var = shrink * np.maximum(var_pop, 0.0)
+    # Model X: pairs with X first count as they are, pairs with X second with the sign turned; a model
+    # against itself never occurs.
+    signed = excess.sum(axis=1) - excess.sum(axis=0)
+    variance = var.sum(axis=1) + var.sum(axis=0)
+    comparable = (n_all > n_w)                             # pairs that have earlier votes
+    n_window = (n_w * comparable).sum(axis=1) + (n_w * comparable).sum(axis=0)
+    testable = variance > 0
+    z = np.where(testable, signed / np.sqrt(np.where(testable, variance, 1.0)), 0.0)
+    p = np.where(testable, 2 * stats.norm.sf(np.abs(z)), 1.0)
+    level = alpha / max(int(testable.sum()), 1)
+    return DriftResult(z=z, p=p, n_window=n_window.astype(int), held=testable & (p <= level), level=level)
+
+
+
+@dataclass(frozen=True)
+class DriftHold:
+    """A model held by :func:`model_drift_scan`: its votes of days ``first_day..day`` await review."""
+
+    day: int
+    first_day: int
+    model: int
+    z: float
+    p: float
+
+
+def model_drift_scan(daily: np.ndarray, *, alpha: float = DEFAULT_DRIFT_ALPHA,
+                     windows: Sequence[int] = DEFAULT_DRIFT_WINDOWS) -> list[DriftHold]:
+    """Run :func:`model_drift_test` as a daily check would: each day, windows of several lengths ending that day.
+
+    On day ``d`` (from 1) and for each length ``L`` in ``windows`` with ``d - L + 1 >= 1``, the window is
+    days ``d - L + 1 .. d`` and the reference every day before it, at level ``alpha / len(windows)``: a day
+    without manipulation holds some model with probability at most ``alpha``. A held model's votes in the
+    window leave the counts (as they would leave the ratings until a review), so later windows are compared
+    with unheld votes only. What it cannot see: an attack running since before the first day compared (the
+    reference already carries it) or one that grows too slowly to stand out in any window.
+
+    Parameters
+    ----------
+    daily : ndarray, shape (D, M, M, 3)
+        Rated vote counts per day, per (first contender, second contender, outcome code).
+    alpha : float
+        False-hold probability per day, in (0, 1).
+    windows : sequence of int
+        Window lengths in days, strictly increasing, positive.
+
+    Returns
+    -------
+    list of DriftHold
+        In the order found (by day, then window length).
+    """
+    lengths = validate_checkpoints(windows)
+    counts = np.array(daily, dtype=float)
+    if counts.ndim != 4:
+        raise ValueError("daily must have shape (days, M, M, 3)")
+    holds: list[DriftHold] = []
+    for d in range(1, counts.shape[0]):
+        for length in lengths:
+            start = d - length + 1
+            if start < 1:
+                continue
+            result = model_drift_test(counts[:start].sum(axis=0), counts[start:d + 1].sum(axis=0),
+                                      alpha=alpha / len(lengths))
+            for x in np.flatnonzero(result.held):
+                holds.append(DriftHold(d, start, int(x), float(result.z[x]), float(result.p[x])))
+                counts[start:d + 1, x, :, :] = 0     # its votes in the window await review
+                counts[start:d + 1, :, x, :] = 0
+    return holds

@@ -92,6 +92,26 @@ class Voter(models.Model):
         return self.key
 
 
+class AnomalyAddress(models.Model):
+    """An address (``Voter.ip_hash``) that the anomalous-voter test judges as one identity: what it has decided.
+
+    Its voters' votes are tested together (``arena.moderation``); each checkpoint is decided once, as a voter's
+    are (``Voter.anomaly_decided_through``), so that repeated runs keep an honest address's flag chance at the
+    test's level.
+    """
+
+    ip_hash = models.CharField(max_length=64, unique=True, help_text="Voter.ip_hash of the voters tested together.")
+    anomaly_decided_through = models.PositiveIntegerField(
+        default=0, help_text="The test's checkpoints up to this vote count are decided: never re-tested.",
+    )
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(ip_hash=""), name="anomaly_address_nonempty")]
+
+    def __str__(self) -> str:
+        return f"address {self.ip_hash[:12]}"
+
+
 class BattleStatus(models.TextChoices):
     OPEN = "open", "Waiting for a vote"
     VOTED = "voted", "Voted and revealed"

@@ -13,7 +13,6 @@ wants to send in bulk. The rest of the site does not need the cache to be up (it
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 
@@ -26,7 +25,7 @@ from redis.exceptions import RedisError
 from config.errors import ApplicationError
 
 from .identity import client_ip, voter_key_for_request
-from .services import ip_hash
+from .services import address_block, ip_hash
 
 logger = logging.getLogger(__name__)
 
@@ -94,21 +93,6 @@ def _hit(key: str, *, limit: int, window: int, now: float) -> int | None:
     return max(1, int(start + window - now + 0.999)) if count > limit else None
 
 
-def _address_block(ip: str) -> str:
-    """The unit an address limit counts: the address for IPv4, its /64 for IPv6.
-
-    One IPv6 subscriber usually holds a whole /64 and can rotate through it at will. (Only a hash of
-    the result reaches the cache: no raw address is kept.)
-    """
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
-
-
 def rate_limit_enforce(request: HttpRequest, *, scope: str) -> None:
     """Count this request in ``scope`` for its voter and its address; raise RateLimited past either limit, and
     RateLimitUnavailable when the cache cannot count it."""
@@ -116,7 +100,7 @@ def rate_limit_enforce(request: HttpRequest, *, scope: str) -> None:
     now = time.time()
     checks = [(f"{scope}:voter:{voter_key_for_request(request)}", getattr(settings, voter_setting))]
     if ip := client_ip(request):
-        checks.append((f"{scope}:ip:{ip_hash(_address_block(ip))}", getattr(settings, ip_setting)))
+        checks.append((f"{scope}:ip:{ip_hash(address_block(ip))}", getattr(settings, ip_setting)))
     what = "new battles" if scope == "battle" else "votes"
     for key, rate in checks:
         limit, window = parse_rate(rate)

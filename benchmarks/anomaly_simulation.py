@@ -17,11 +17,13 @@ the flagged ones were caught.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,30 +78,111 @@ def _comparisons(voter: SimVoter) -> list[tuple[tuple[int, int], int]]:
     return out
 
 
-def detect(voters: Sequence[SimVoter], rng: np.random.Generator, *, alpha: float = anomaly.DEFAULT_ALPHA,
+def _own_counts(comparisons: Sequence[tuple[tuple[int, int], int]]) -> dict[Hashable, np.ndarray]:
+    own: dict[Hashable, np.ndarray] = {}
+    for key, code in comparisons:
+        own.setdefault(key, np.zeros(anomaly.N_OUTCOMES, dtype=np.int64))[code] += 1
+    return own
+
+
+@dataclass(frozen=True)
+class Detection:
+    """:func:`detect_identities`' verdicts: one per voter (confirmed), and one per shared address tested."""
+
+    voters: list[anomaly.AnomalyResult]
+    addresses: dict[Hashable, bool]
+
+
+def detect(voters: Sequence[SimVoter], rng: np.random.Generator, **kwargs: Any) -> list[anomaly.AnomalyResult]:
+    """One result per voter from :func:`detect_identities` (same arguments)."""
+    return detect_identities(voters, rng, **kwargs).voters
+
+
+def detect_identities(voters: Sequence[SimVoter], rng: np.random.Generator, *,
+                      alpha: float = anomaly.DEFAULT_ALPHA,
            checkpoints: Sequence[int] = anomaly.DEFAULT_CHECKPOINTS,
            min_pair_history: int = 20, draw_habit: bool = False,
-           model_habit: bool = True) -> list[anomaly.AnomalyResult]:
-    """Test every voter against everyone else's votes (leave-one-voter-out); one result per voter."""
+           model_habit: bool = True, model_checkpoints: Sequence[int] = anomaly.DEFAULT_MODEL_CHECKPOINTS,
+           model_alpha: float = anomaly.DEFAULT_MODEL_ALPHA,
+           min_model_votes: int = anomaly.DEFAULT_MIN_MODEL_VOTES,
+           addresses: Sequence[Hashable] | None = None,
+           times: Sequence[np.ndarray] | None = None) -> Detection:
+    """Test every voter, and every address shared by several voters, as ``voters_flag_anomalous`` does.
+
+    Each identity — a voter, or all the voters of one address (``addresses[i]`` is voter ``i``'s) —
+    is tested against everyone else's votes (leave-one-identity-out) with
+    :func:`arena.anomaly.identity_anomaly_test`: the all-votes test at ``checkpoints`` and the per-model
+    test at ``model_checkpoints`` (empty: off). An address's votes are merged in time order (``times[i]``:
+    voter ``i``'s vote times; default: voters one after the other). An identity that fails is judged again
+    against the votes of every identity that did not, and flagged only when both fail (the service's
+    confirmation). Returns one result per voter: its own when its address did not fail, else its address's
+    (a voter is flagged when either identity is).
+    """
     per_voter = [_comparisons(v) for v in voters]
-    history: dict[tuple[int, int], np.ndarray] = {}
+    history: dict[Hashable, np.ndarray] = {}
     owns = []
     for comparisons in per_voter:
-        own: dict[tuple[int, int], np.ndarray] = {}
-        for key, code in comparisons:
-            own.setdefault(key, np.zeros(anomaly.N_OUTCOMES, dtype=np.int64))[code] += 1
-            history.setdefault(key, np.zeros(anomaly.N_OUTCOMES, dtype=np.int64))[code] += 1
+        own = _own_counts(comparisons)
+        for key, counts in own.items():
+            history.setdefault(key, np.zeros(anomaly.N_OUTCOMES, dtype=np.int64))[:] += counts
         owns.append(own)
+    # limit: as the service, never score votes past the last checkpoint (they are never tested).
+    limit = max((*checkpoints, *model_checkpoints))
+
+    def judge(comparisons: Sequence[tuple[tuple[int, int], int]], against: dict[Hashable, np.ndarray],
+              own: dict[Hashable, np.ndarray], stream: np.random.Generator = rng) -> anomaly.AnomalyResult:
+        scored = anomaly.voter_scored_votes(comparisons, against, own, min_pair_history=min_pair_history, rng=stream,
+                                            draw_habit=draw_habit, limit=limit, model_habit=model_habit)
+        return anomaly.identity_anomaly_test(scored, checkpoints=checkpoints, alpha=alpha,
+                                             model_checkpoints=model_checkpoints, model_alpha=model_alpha,
+                                             min_model_votes=min_model_votes)
+
+    # Pass 1: every identity against everyone else's votes; suspects are (voters, comparisons, result, address,
+    # the random stream as its p-values started it).
     results = []
-    for comparisons, own in zip(per_voter, owns, strict=True):
-        # limit: as the service, never score votes past the last checkpoint (they are never tested).
-        pvalues = anomaly.voter_pvalues(comparisons, history, own, min_pair_history=min_pair_history, rng=rng,
-                                        draw_habit=draw_habit, limit=max(checkpoints), model_habit=model_habit)
-        results.append(anomaly.voter_anomaly_test(pvalues, checkpoints=checkpoints, alpha=alpha))
-    return results
+    suspects: list[tuple[list[int], list, anomaly.AnomalyResult, Hashable | None, np.random.Generator]] = []
+    for i, (comparisons, own) in enumerate(zip(per_voter, owns, strict=True)):
+        stream = copy.deepcopy(rng)
+        results.append(judge(comparisons, history, own))
+        if results[-1].flagged:
+            suspects.append(([i], comparisons, results[-1], None, stream))
+    address_failed: dict[Hashable, bool] = {}
+    if addresses is not None:
+        members: dict[Hashable, list[int]] = {}
+        for i, address in enumerate(addresses):
+            members.setdefault(address, []).append(i)
+        for group in members.values():
+            if len(group) < 2:   # one voter: its address test is its own test
+                continue
+            t = np.concatenate([times[i] if times is not None else np.arange(voters[i].a.size) + 1e6 * k
+                                for k, i in enumerate(group)])
+            merged = [c for i in group for c in per_voter[i]]
+            merged = [merged[j] for j in np.argsort(t, kind="stable")]
+            stream = copy.deepcopy(rng)
+            result = judge(merged, history, _own_counts(merged))
+            address_failed[addresses[group[0]]] = False
+            if result.flagged:
+                suspects.append((group, merged, result, addresses[group[0]], stream))
+    # Pass 2, as the service: each suspect against the votes of everyone not under suspicion, with the same random
+    # numbers; flagged if both fail.
+    suspected = {i for group, _, _, _, _ in suspects for i in group}
+    cleaned = {key: counts.copy() for key, counts in history.items()}
+    for i in suspected:
+        for key, counts in owns[i].items():
+            cleaned[key] = cleaned[key] - counts
+    final = [anomaly.AnomalyResult(False, None, r.statistic, r.p_combined, r.level, r.n_pvalues, r.model)
+             if r.flagged else r for r in results]
+    for group, comparisons, result, address, stream in suspects:
+        if judge(comparisons, cleaned, {}, stream).flagged:
+            if address is not None:
+                address_failed[address] = True
+            for i in group:
+                if not final[i].flagged:   # failed alone and with its address: its own result
+                    final[i] = result
+    return Detection(final, address_failed)
 
 
-def _rate(hits: int, n: int) -> dict[str, float | int]:
+def _rate(hits: int, n: int) -> dict[str, float | int | None]:
     rate = hits / n if n else float("nan")
     return {"rate": round(rate, 4), "se": round(math.sqrt(rate * (1 - rate) / n), 4) if n else None,
             "flagged": hits, "voters": n}
@@ -144,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             total[voter.kind] += 1
             if result.flagged:
                 flagged[voter.kind] += 1
+                assert result.checkpoint is not None   # a flagged result names its checkpoint
                 caught_at[voter.kind].append(result.checkpoint)
     report = {
         "params": {**vars(args), "checkpoints": list(checkpoints)},

@@ -40,9 +40,9 @@ from benchmarks.load_serve import (  # noqa: E402  (after the path is set: run a
     database_recreate,
     free_port,
     line,
-    log_tail,
     sql_one,
     summary,
+    wait_answering,
 )
 from config.serve import default_workers  # noqa: E402
 
@@ -96,23 +96,6 @@ async def client_loop(port: int, deadline: float, latencies: list[float], acked:
         conn.close()
 
 
-async def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}:\n{log_tail(log)}")
-        conn = Connection("127.0.0.1", port, timeout=5)
-        try:
-            if (await conn.request("GET", "/minimal/vote", {})).status == 405:  # up: it answers, and writes nothing
-                return
-        except (TimeoutError, OSError, ConnectionError):
-            pass
-        finally:
-            conn.close()
-        await asyncio.sleep(0.5)
-    raise SystemExit(f"server not ready:\n{log_tail(log)}")
-
-
 async def load(args: argparse.Namespace, port: int) -> tuple[float, list[float], list[str], Counter[str]]:
     latencies: list[float] = []
     acked: list[str] = []
@@ -146,7 +129,8 @@ def main() -> int:
     print(f"server: gunicorn, {args.workers} {args.server} worker(s), minimal site (pid {proc.pid}, log {log})",
           flush=True)
     try:
-        asyncio.run(wait_ready(port, proc, log))
+        # Up when it answers a GET with 405: that request writes nothing.
+        asyncio.run(wait_answering(proc, log, port, "/minimal/vote", {}, 405, timeout=60))
         elapsed, latencies, acked, errors = asyncio.run(load(args, port))
     finally:
         with contextlib.suppress(ProcessLookupError):

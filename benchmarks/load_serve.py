@@ -227,21 +227,26 @@ def server_stop(server: Server) -> None:
 
 
 async def server_wait_ready(server: Server, headers: dict[str, str], timeout: float) -> None:
+    await wait_answering(server.proc, server.log, server.port, "/api/v1/contenders", headers, 200, timeout)
+
+
+async def wait_answering(proc: subprocess.Popen[bytes], log: Path, port: int, path: str, headers: dict[str, str],
+                         status: int, timeout: float) -> None:
+    """Poll ``GET path`` until it answers ``status``; exit with the server's log if it dies or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise SystemExit(f"server exited with status {server.proc.returncode}:\n{log_tail(server.log)}")
-        conn = Connection("127.0.0.1", server.port, timeout=5)
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with status {proc.returncode}:\n{log_tail(log)}")
+        conn = Connection("127.0.0.1", port, timeout=5)
         try:
-            reply = await conn.request("GET", "/api/v1/contenders", headers)
-            if reply.status == 200:
+            if (await conn.request("GET", path, headers)).status == status:
                 return
         except (TimeoutError, OSError, ConnectionError):
             pass
         finally:
             conn.close()
         await asyncio.sleep(0.5)
-    raise SystemExit(f"server not ready after {timeout:.0f} s:\n{log_tail(server.log)}")
+    raise SystemExit(f"server not ready after {timeout:.0f} s:\n{log_tail(log)}")
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

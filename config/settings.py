@@ -333,6 +333,14 @@ ARENA_ANOMALY_ALPHA = float(env_str("ARENA_ANOMALY_ALPHA", "0.01"))
 ARENA_ANOMALY_CHECKPOINTS = tuple(int(n) for n in env_list("ARENA_ANOMALY_CHECKPOINTS", "5,10,20,50,100"))
 ARENA_ANOMALY_MIN_PAIR_HISTORY = env_int("ARENA_ANOMALY_MIN_PAIR_HISTORY", 20)
 ARENA_ANOMALY_DRAW_HABIT = env_bool("ARENA_ANOMALY_DRAW_HABIT", default=False)
+# The per-model test (an identity's votes on battles showing one model, however many other votes it casts): at
+# these judged-vote counts ("none": off), this level, for models with at least MIN_MODEL_VOTES of its votes. And
+# the voters sharing an address (Voter.ip_hash) tested as one identity as well (arena/moderation.py).
+ARENA_ANOMALY_MODEL_CHECKPOINTS = tuple(
+    int(n) for n in env_list("ARENA_ANOMALY_MODEL_CHECKPOINTS", "20,50,100,200,500,1000,2000,5000") if n != "none")
+ARENA_ANOMALY_MODEL_ALPHA = float(env_str("ARENA_ANOMALY_MODEL_ALPHA", "0.01"))
+ARENA_ANOMALY_MIN_MODEL_VOTES = env_int("ARENA_ANOMALY_MIN_MODEL_VOTES", 10)
+ARENA_ANOMALY_BY_ADDRESS = env_bool("ARENA_ANOMALY_BY_ADDRESS", default=True)
 # Typed prompts voted on more often than this percentile of prompts (and at least MIN_COUNT times) keep their
 # first KEEP votes rated; the rest are flagged duplicate_prompt (kept, not counted).
 ARENA_DUPLICATE_PROMPT_PERCENTILE = float(env_str("ARENA_DUPLICATE_PROMPT_PERCENTILE", "99.9"))

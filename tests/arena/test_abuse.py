@@ -229,3 +229,14 @@ def test_the_address_limit_counts_an_ipv6_subscriber_by_its_64(settings, pool):
     assert codes == [201, 201, 429]
     elsewhere = APIClient().post("/api/v1/battles", {"k": 2}, format="json", REMOTE_ADDR="2001:db8:1:3::1")
     assert elsewhere.status_code == 201
+
+
+def test_voters_of_one_ipv6_64_share_their_address_hash_and_no_address_is_stored(pool):
+    """The anomalous-voter test groups voters by ``ip_hash``: a subscriber rotating through its /64 stays one place."""
+    from arena.models import Voter
+
+    for address in ("2001:db8:1:2::1", "2001:db8:1:2::ff", "2001:db8:1:3::1", "198.51.100.7", "198.51.100.8"):
+        assert APIClient().post("/api/v1/battles", {"k": 2}, format="json", REMOTE_ADDR=address).status_code == 201
+    hashes = list(Voter.objects.order_by("id").values_list("ip_hash", flat=True))
+    assert hashes[0] == hashes[1] and len(set(hashes)) == 4
+    assert all(len(h) == 64 and "2001" not in h and "198.51" not in h for h in hashes)

@@ -1,4 +1,5 @@
-"""Moderation on the database: planted anomalous voters among honest ones, duplicate typed prompts, the task."""
+"""Moderation on the database: planted anomalous voters among honest ones (alone, behind one address, hiding among
+honest votes), duplicate typed prompts, the task."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from arena.models import (
+    AnomalyAddress,
     Battle,
     BattleSlot,
     BattleStatus,
@@ -23,11 +25,16 @@ from arena.models import (
     VoteKind,
     Voter,
 )
-from arena.moderation import prompts_flag_duplicates, voter_flag_set, voters_flag_anomalous
+from arena.moderation import (
+    models_check_drift,
+    prompts_flag_duplicates,
+    voter_flag_set,
+    voters_flag_anomalous,
+)
 from arena.services import SlotInput, battle_create, vote_record, voter_get_or_create
 from arena.tasks import moderation_run_soon, moderation_run_task
 from arena.verdicts import VoteChoice
-from benchmarks.anomaly_simulation import OUTCOMES, simulate_arena
+from benchmarks.anomaly_simulation import OUTCOMES, SimVoter, simulate_arena
 
 pytestmark = pytest.mark.django_db
 
@@ -109,9 +116,9 @@ def test_a_dry_run_writes_nothing_and_a_flagged_voter_keeps_its_first_reason(mod
     always_a = [v for v, k in kinds.items() if k == "always_a"]
     voter_flag_set(voter_id=always_a[0], flagged=True, reason="staff: clicks A without reading")
 
-    # savepoint, "any K-wise votes?", the pair history's GROUP BY, the flagged count, the decided checkpoints,
-    # the voters' votes, release
-    with django_assert_max_num_queries(7):
+    # savepoint, "any K-wise votes?", the pair history's GROUP BY, the flagged count, the decided checkpoints of
+    # voters and of addresses, the voters' votes, the shared addresses' votes (none here), release
+    with django_assert_max_num_queries(9):
         report = voters_flag_anomalous(alpha=0.01, checkpoints=(5, 10, 20, 50), min_pair_history=20, dry_run=True)
     assert report.dry_run and report.already_flagged == 1 and report.voters_tested == 33
     assert {f.voter_id for f in report.flagged} >= set(always_a[1:])
@@ -156,6 +163,122 @@ def test_kwise_votes_are_tested_one_random_pair_each(db):
     assert len(flagged - {v.id for v in lazy}) <= 1
 
 
+def _voters_with_votes(models: list[Contender], sims: list, addresses: list[str], *, prefix: str,
+                       start: datetime, spacing: timedelta) -> list[Voter]:
+    """Voters (with these ``Voter.ip_hash`` values) casting the simulated votes ``sims``, one after the other."""
+    voters = Voter.objects.bulk_create(Voter(key=f"anon:{prefix}-{i}", ip_hash=address)
+                                       for i, address in enumerate(addresses))
+    battles, slots, votes = [], [], []
+    t = start
+    for voter, sim in zip(voters, sims, strict=True):
+        for a, b, o in zip(sim.a, sim.b, sim.outcome, strict=True):
+            t += spacing
+            battle, battle_slots = _battle(voter, [models[a], models[b]], t)
+            battles.append(battle)
+            slots.extend(battle_slots)
+            votes.append(Vote(battle=battle, voter=voter, created=t, kind=VoteKind.PAIRWISE,
+                              outcome=OUTCOMES[int(o)], contender_a=models[a], contender_b=models[b],
+                              fingerprint=f"sim:{battle.id}"))
+    _store(battles, slots, votes)
+    return voters
+
+
+def _for_the_target(n: int, target: int, rng: np.random.Generator, *, m: int = 8) -> SimVoter:
+    """``n`` votes on battles showing ``target`` against a random other model, in random positions, for the target."""
+    other = (target + rng.integers(1, m, n)) % m
+    target_first = rng.random(n) < 0.5
+    a, b = np.where(target_first, target, other), np.where(target_first, other, target)
+    return SimVoter("attack", a, b, np.where(target_first, 0, 1))
+
+
+def test_sybils_behind_one_address_are_flagged_together_and_honest_voters_behind_a_nat_are_not(models8):
+    """40 cookies of 4 votes each for model-3 from one address; 12 honest voters behind one shared address."""
+    rng = np.random.default_rng(31)
+    honest = simulate_arena({"honest": 60}, 60, np.linspace(-3, 3, 8), rng)
+    addresses = ["nat" if i < 12 else f"home-{i}" for i in range(60)]
+    start = timezone.now() - timedelta(days=2)
+    honest_voters = _voters_with_votes(models8, honest, addresses, prefix="h", start=start,
+                                       spacing=timedelta(seconds=20))
+    sybils = _voters_with_votes(models8, [_for_the_target(4, 3, rng) for _ in range(40)], ["bot"] * 40,
+                                prefix="s", start=start + timedelta(hours=1), spacing=timedelta(seconds=30))
+
+    alone = voters_flag_anomalous(alpha=0.01, checkpoints=(5, 10, 20, 50, 100), min_pair_history=20,
+                                  by_address=False, dry_run=True)
+    assert not {f.voter_id for f in alone.flagged} & {v.id for v in sybils}   # 4 votes each: never tested
+    assert alone.addresses_tested == 0
+
+    out = StringIO()
+    call_command("detect_anomalous_voters", "--no-duplicates", stdout=out)
+    assert set(Voter.objects.filter(key__startswith="anon:s-").values_list("flagged", flat=True)) == {True}
+    reason = Voter.objects.get(key="anon:s-0").flag_reason
+    assert "the 40 voters sharing this voter's address" in reason and "after " in reason
+    # the NAT passed as an identity (a voter behind it may still fail its own test, as any honest voter may)
+    nat = Voter.objects.filter(id__in=[v.id for v in honest_voters[:12]])
+    assert not nat.filter(flag_reason__contains="sharing this voter's address").exists()
+    assert Voter.objects.filter(key__startswith="anon:h-", flagged=True).count() <= 2
+    assert "2 shared addresses tested, 1 failed" in out.getvalue() and "anon:s-39" in out.getvalue()
+
+    # A second run decides nothing again: the NAT's checkpoints are remembered (its 720 votes reached the per-model
+    # test's 500), no honest voter is added.
+    assert AnomalyAddress.objects.get(ip_hash="nat").anomaly_decided_through == 500
+    before = set(Voter.objects.filter(flagged=True).values_list("id", flat=True))
+    again = voters_flag_anomalous(alpha=0.01, checkpoints=(5, 10, 20, 50, 100), min_pair_history=20)
+    assert again.flagged == [] and set(Voter.objects.filter(flagged=True).values_list("id", flat=True)) == before
+
+
+def test_a_voter_hiding_its_votes_for_one_model_among_honest_ones_is_found_by_the_per_model_test(models8):
+    """600 votes, honest except on the battles that show model-5, which it always gives to model-5."""
+    rng = np.random.default_rng(32)
+    theta = np.linspace(-1.5, 1.5, 8)
+    honest = simulate_arena({"honest": 50}, 60, theta, rng)
+    sly = simulate_arena({"honest": 1}, 600, theta, rng)[0]
+    shows = (sly.a == 5) | (sly.b == 5)
+    sly.outcome[shows] = np.where(sly.a[shows] == 5, 0, 1)
+    start = timezone.now() - timedelta(days=2)
+    _voters_with_votes(models8, honest, [f"home-{i}" for i in range(50)], prefix="h", start=start,
+                       spacing=timedelta(seconds=20))
+    (cover,) = _voters_with_votes(models8, [sly], ["sly"], prefix="sly", start=start, spacing=timedelta(seconds=7))
+
+    without = voters_flag_anomalous(alpha=0.01, checkpoints=(5, 10, 20, 50, 100), min_pair_history=20,
+                                    model_checkpoints=(), dry_run=True)
+    assert cover.id not in {f.voter_id for f in without.flagged}      # its first 100 votes look ordinary enough
+    out = StringIO()
+    call_command("detect_anomalous_voters", "--no-duplicates", "--model-checkpoints", "none", "--dry-run",
+                 "--no-by-address", stdout=out)
+    assert "no per-model test" in out.getvalue() and "anon:sly-0" not in out.getvalue()
+    call_command("detect_anomalous_voters", "--no-duplicates", stdout=StringIO())
+    cover.refresh_from_db()
+    assert cover.flagged and "per-model test" in cover.flag_reason
+    assert "showing model-5 went for it" in cover.flag_reason
+    assert Voter.objects.filter(key__startswith="anon:h-", flagged=True).count() <= 2
+
+
+def test_a_botnet_burst_for_one_model_is_reported_by_the_drift_check_and_steady_days_are_not(models8):
+    """Ten days of honest votes; on the last, 200 cookies from 200 addresses cast one vote each for model-3."""
+    rng = np.random.default_rng(33)
+    theta = np.linspace(-1.5, 1.5, 8)
+    today = timezone.now().date()
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    for day in range(10):
+        sims = simulate_arena({"honest": 40}, 15, theta, rng)
+        _voters_with_votes(models8, sims, [f"d{day}-{i}" for i in range(40)], prefix=f"h{day}",
+                           start=midnight - timedelta(days=9 - day), spacing=timedelta(seconds=30))
+    steady = models_check_drift(days=10, today=today)
+    assert steady.votes_read == 10 * 40 * 15 and steady.findings == []
+
+    _voters_with_votes(models8, [_for_the_target(1, 3, rng) for _ in range(200)], [f"bot-{i}" for i in range(200)],
+                       prefix="bot", start=midnight, spacing=timedelta(seconds=1))
+    out = StringIO()
+    call_command("detect_anomalous_voters", "--no-duplicates", "--drift", stdout=out)
+    assert not Voter.objects.filter(key__startswith="anon:bot-", flagged=True).exists()   # one vote each: unseen
+    text = out.getvalue()
+    assert "model drift (last 10 days" in text and "report only, nothing held" in text
+    assert f"model-3: better than before on {today}..{today}" in text
+    found = models_check_drift(days=10, today=today).findings
+    assert [f.name for f in found if f.z > 0] == ["model-3"]
+    assert not Vote.objects.filter(flags__isnull=False).exists()                      # it wrote nothing
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--checkpoints", "10,5"], "--checkpoints: checkpoints must be strictly increasing"),
     (["--checkpoints", "5,ten"], "--checkpoints: expected comma-separated integers"),
@@ -164,6 +287,12 @@ def test_kwise_votes_are_tested_one_random_pair_each(db):
     (["--min-pair-history", "-1"], "--min-pair-history: must be 0 or more"),
     (["--keep", "-2"], "--keep: must be 0 or more"),
     (["--percentile", "120"], "--percentile: must be between 0 and 100"),
+    (["--model-checkpoints", "50,20"], "--model-checkpoints: checkpoints must be strictly increasing"),
+    (["--model-checkpoints", ","], "--model-checkpoints: give at least one checkpoint, or 'none'"),
+    (["--model-alpha", "0"], "--model-alpha: must be between 0 and 1"),
+    (["--min-model-votes", "0"], "--min-model-votes: must be 1 or more"),
+    (["--drift", "--drift-days", "1"], "--drift-days: must be 2 or more"),
+    (["--drift", "--drift-alpha", "2"], "--drift-alpha: must be between 0 and 1"),
 ])
 def test_bad_options_are_clear_command_errors(db, options, message):
     with pytest.raises(CommandError, match=message):
