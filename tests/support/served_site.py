@@ -104,6 +104,7 @@ class ServedSite:
             env[name] = "100000/minute"  # the drills vote fast from one address; rate limits are not under test
         if redis is not None:
             env["REDIS_URL"] = redis.url()
+        self.env = env
         seeded = subprocess.run([sys.executable, "-c", _SEED], cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=120)
         if seeded.returncode != 0:
@@ -145,7 +146,18 @@ class ServedSite:
 
     @property
     def tasks_pid(self) -> int:
-        return int(re.findall(r"^serve: tasks pid (\d+)", self.log_text(), re.MULTILINE)[0])
+        """The tasks worker serve started last (it starts another when one exits)."""
+        return int(re.findall(r"^serve: tasks pid (\d+)", self.log_text(), re.MULTILINE)[-1])
+
+    def enqueue_moderation_run(self) -> str:
+        """Queue a moderation run to start at once (what votes queue is deferred) for the tasks worker; its id."""
+        code = ("import django; django.setup(); from arena.tasks import moderation_run_task; "
+                "print(moderation_run_task.enqueue().id)")
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"enqueueing a task failed:\n{done.stderr}")
+        return done.stdout.strip().splitlines()[-1]
 
     def web_processes(self) -> set[int]:
         """gunicorn's master and its workers: a worker that died and was replaced shows as a new pid."""
