@@ -24,7 +24,7 @@ from .captcha import captcha_enforce
 from .identity import voter_for_read, voter_from_request
 from .models import MAX_K, MIN_K, Battle, Outcome
 from .ratelimit import rate_limit_enforce
-from .selectors import battle_access, battle_access_written, battle_view, contender_list
+from .selectors import BattleAccess, battle_access, battle_access_written, battle_view, contender_list
 from .services import SlotInput, battle_continue, battle_create, battle_open, battle_void_if_stalled, vote_record
 from .verdicts import VoteChoice
 
@@ -99,13 +99,16 @@ def battle_body(request: Request, battle_id: UUID, *, check_stalled: bool = True
     voter = voter_for_read(request)
     if check_stalled:
         battle_void_if_stalled(battle_id=battle_id, voter=voter)
-    view = battle_view(battle_access(battle_id=battle_id, voter=voter))
-    return (RevealedBattleOutput if view.reveal else AnonymousBattleOutput)(view).data
+    return _serialized(battle_access(battle_id=battle_id, voter=voter))
 
 
 def written_battle_body(request: Request, battle: Battle) -> dict[str, Any]:
     """The battle this request has just opened or voted, from the objects the write holds (no second read)."""
-    view = battle_view(battle_access_written(battle, voter=voter_for_read(request)))
+    return _serialized(battle_access_written(battle, voter=voter_for_read(request)))
+
+
+def _serialized(access: BattleAccess) -> dict[str, Any]:
+    view = battle_view(access)
     return (RevealedBattleOutput if view.reveal else AnonymousBattleOutput)(view).data
 
 

@@ -34,33 +34,38 @@ def voter_key_for_request(request: HttpRequest) -> str:
 
 
 # The request's voter, looked up once per request: a vote request needs it for the stalled check, the vote and the
-# revealed battle. Kept on the HttpRequest (a DRF Request wraps it) and replaced when the request creates one.
+# revealed battle. Kept on the HttpRequest (a DRF Request wraps it) with the key it was found under: the key
+# changes when the request logs a user in.
 _VOTER_ATTR = "_arena_voter"
 
 
-def _http_request(request: HttpRequest) -> HttpRequest:
-    return getattr(request, "_request", request)
+def _remembered(request: HttpRequest, key: str) -> tuple[bool, Voter | None]:
+    """(whether this request already looked ``key`` up, the voter it found)."""
+    known = getattr(getattr(request, "_request", request), _VOTER_ATTR, None)
+    return (True, known[1]) if known is not None and known[0] == key else (False, None)
+
+
+def _remember(request: HttpRequest, key: str, voter: Voter | None) -> None:
+    setattr(getattr(request, "_request", request), _VOTER_ATTR, (key, voter))
 
 
 def voter_for_read(request: HttpRequest) -> Voter | None:
     """The request's voter if it has one: reads never create voters (a stranger's GET stores nothing)."""
-    http = _http_request(request)
     key = voter_key_for_request(request)
-    known = getattr(http, _VOTER_ATTR, None)
-    if known is None or known[0] != key:  # the key changes when the request logs a user in
-        known = (key, Voter.objects.filter(key=key).first())
-        setattr(http, _VOTER_ATTR, known)
-    return known[1]
+    looked_up, voter = _remembered(request, key)
+    if not looked_up:
+        voter = Voter.objects.filter(key=key).first()
+        _remember(request, key, voter)
+    return voter
 
 
 def voter_from_request(request: HttpRequest) -> Voter:
-    user = getattr(request, "user", None)
     key = voter_key_for_request(request)
-    known = getattr(_http_request(request), _VOTER_ATTR, None)
-    if known is not None and known[0] == key and known[1] is not None:
-        return known[1]
-    voter = voter_get_or_create(
-        key=key, user=user if user is not None and user.is_authenticated else None, ip=client_ip(request),
-    )
-    setattr(_http_request(request), _VOTER_ATTR, (key, voter))
+    _, voter = _remembered(request, key)
+    if voter is None:
+        user = getattr(request, "user", None)
+        voter = voter_get_or_create(
+            key=key, user=user if user is not None and user.is_authenticated else None, ip=client_ip(request),
+        )
+        _remember(request, key, voter)
     return voter

@@ -146,7 +146,7 @@ def battle_create(
         for position, s in enumerate(shuffled)
     ])
     _check_identity_leaks(battle, created)
-    battle.written_slots = sorted(created, key=lambda slot: slot.position)
+    battle.written_slots = created  # in position order, as enumerated
     return battle
 
 
